@@ -1,0 +1,327 @@
+import type { MarketEvent, StatusMessage } from './events.ts';
+import { EVENT_TYPES, type EventType } from './events.ts';
+
+/**
+ * Why an input was dropped. Every reason is a metric label, so the set is closed and small.
+ * Frame-level: `invalid_json`, `frame_not_array`. Event-level: the rest.
+ */
+export const DECODE_REASONS = [
+  'invalid_json',
+  'frame_not_array',
+  'event_not_object',
+  'missing_ev',
+  'unknown_ev',
+  'missing_symbol',
+  'invalid_symbol',
+  'invalid_field',
+  'invalid_timestamp',
+  'invalid_status',
+  'batch_not_msgpack',
+  'batch_invalid',
+  'batch_version',
+] as const;
+
+/** One of {@link DECODE_REASONS}. */
+export type DecodeReason = (typeof DECODE_REASONS)[number];
+
+/**
+ * A typed decode failure: returned, never thrown, so one bad event costs one counter increment
+ * and not a stack trace.
+ */
+export interface DecodeIssue {
+  reason: DecodeReason;
+  /** Human-readable detail, e.g. the offending field. Never contains the whole input. */
+  detail: string;
+  /** Position of the offending event within its frame, when the issue is about one event. */
+  index?: number;
+}
+
+/** Drop counters by reason, as kept by {@link createDecodeCounts}. */
+export type DecodeCounts = Record<DecodeReason, number>;
+
+/** Returns a zeroed counter for every decode reason. */
+export function createDecodeCounts(): DecodeCounts {
+  return Object.fromEntries(DECODE_REASONS.map((r) => [r, 0])) as DecodeCounts;
+}
+
+/** The result of decoding one WebSocket frame. */
+export interface DecodedFrame {
+  events: MarketEvent[];
+  statuses: StatusMessage[];
+  issues: DecodeIssue[];
+}
+
+/**
+ * Decodes one Massive WebSocket frame (a JSON array mixing events and status messages).
+ * Lenient on what may vary (missing optional fields, unknown fields, timestamp units), strict on
+ * what must hold: each bad event becomes an issue and the rest of the frame is kept. When
+ * `counts` is given, each issue is counted there by reason.
+ */
+export function decodeFrame(frame: string | Buffer, counts?: DecodeCounts): DecodedFrame {
+  const out: DecodedFrame = { events: [], statuses: [], issues: [] };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(typeof frame === 'string' ? frame : frame.toString('utf8'));
+  } catch (error) {
+    out.issues.push({ reason: 'invalid_json', detail: (error as Error).message.slice(0, 120) });
+  }
+  if (out.issues.length === 0 && !Array.isArray(parsed)) {
+    out.issues.push({ reason: 'frame_not_array', detail: `frame is ${describe(parsed)}` });
+  }
+  if (out.issues.length === 0) {
+    const items = parsed as unknown[];
+    for (let index = 0; index < items.length; index++) {
+      const result = parseMessage(items[index]);
+      if ('reason' in result) out.issues.push({ ...result, index });
+      else if (result.ev === 'status') out.statuses.push(result);
+      else out.events.push(result);
+    }
+  }
+  if (counts !== undefined) for (const issue of out.issues) counts[issue.reason]++;
+  return out;
+}
+
+/** Parses one element of a frame: a market event, a status message, or an issue. */
+export function parseMessage(raw: unknown): MarketEvent | StatusMessage | DecodeIssue {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    return { reason: 'event_not_object', detail: `event is ${describe(raw)}` };
+  }
+  const record = raw as Record<string, unknown>;
+  const ev = record['ev'];
+  if (typeof ev !== 'string') return { reason: 'missing_ev', detail: 'no string "ev"' };
+  if (ev === 'status') return parseStatus(record);
+  const spec = SPECS.get(ev);
+  if (spec === undefined)
+    return { reason: 'unknown_ev', detail: `ev ${JSON.stringify(ev).slice(0, 24)}` };
+  return parseEvent(ev as EventType, spec, record);
+}
+
+function parseStatus(record: Record<string, unknown>): StatusMessage | DecodeIssue {
+  const status = record['status'];
+  const message = record['message'];
+  if (typeof status !== 'string') return { reason: 'invalid_status', detail: 'no string "status"' };
+  if (message !== undefined && message !== null && typeof message !== 'string') {
+    return { reason: 'invalid_status', detail: '"message" is not a string' };
+  }
+  return typeof message === 'string' ? { ev: 'status', status, message } : { ev: 'status', status };
+}
+
+/**
+ * Tickers as Massive prints them (`AAPL`, `BRK.B`, `NTEST.Q`, `ZZK/WS`): no `:` (the Redis key
+ * separator), no braces (Redis Cluster hash tags), no whitespace, no wildcard.
+ */
+const SYMBOL = /^[A-Za-z0-9][A-Za-z0-9._\-/^=+]{0,31}$/;
+
+/** Returns true when `sym` is a ticker openbell accepts. */
+export function isValidSymbol(sym: string): boolean {
+  return SYMBOL.test(sym);
+}
+
+/**
+ * Field kinds: `price` finite ≥ 0; `int` safe integer; `str`; `bool`; `ints` integer array;
+ * `ts` a timestamp normalised to epoch ms; `dec` a decimal string that fills another field.
+ */
+type FieldKind = 'price' | 'int' | 'str' | 'bool' | 'ints' | 'ts';
+
+interface EventSpec {
+  /** Wire name of the ticker field. */
+  readonly ticker: 'sym' | 'T';
+  readonly fields: readonly (readonly [name: string, kind: FieldKind])[];
+  /** Decimal-string twins: wire name → the numeric field it fills (and wins over). */
+  readonly decimals: readonly (readonly [wire: string, target: string])[];
+}
+
+const AGGREGATE: EventSpec = {
+  ticker: 'sym',
+  fields: [
+    ['v', 'price'],
+    ['av', 'price'],
+    ['op', 'price'],
+    ['vw', 'price'],
+    ['o', 'price'],
+    ['c', 'price'],
+    ['h', 'price'],
+    ['l', 'price'],
+    ['a', 'price'],
+    ['z', 'price'],
+    ['s', 'ts'],
+    ['e', 'ts'],
+    ['otc', 'bool'],
+  ],
+  decimals: [
+    ['dv', 'v'],
+    ['dav', 'av'],
+  ],
+};
+
+const SPECS: ReadonlyMap<string, EventSpec> = new Map<EventType, EventSpec>([
+  ['A', AGGREGATE],
+  ['AM', AGGREGATE],
+  [
+    'T',
+    {
+      ticker: 'sym',
+      fields: [
+        ['x', 'int'],
+        ['i', 'str'],
+        ['z', 'int'],
+        ['p', 'price'],
+        ['s', 'price'],
+        ['c', 'ints'],
+        ['t', 'ts'],
+        ['q', 'int'],
+        ['trfi', 'int'],
+        ['trft', 'ts'],
+      ],
+      decimals: [['ds', 's']],
+    },
+  ],
+  [
+    'Q',
+    {
+      ticker: 'sym',
+      fields: [
+        ['bx', 'int'],
+        ['bp', 'price'],
+        ['bs', 'price'],
+        ['ax', 'int'],
+        ['ap', 'price'],
+        ['as', 'price'],
+        ['c', 'int'],
+        ['i', 'ints'],
+        ['t', 'ts'],
+        ['q', 'int'],
+        ['z', 'int'],
+      ],
+      decimals: [],
+    },
+  ],
+  [
+    'LULD',
+    {
+      ticker: 'T',
+      fields: [
+        ['h', 'price'],
+        ['l', 'price'],
+        ['i', 'ints'],
+        ['z', 'int'],
+        ['t', 'ts'],
+        ['q', 'int'],
+      ],
+      decimals: [],
+    },
+  ],
+  [
+    'NOI',
+    {
+      ticker: 'T',
+      fields: [
+        ['t', 'ts'],
+        ['at', 'int'],
+        ['a', 'str'],
+        ['i', 'int'],
+        ['x', 'int'],
+        ['o', 'int'],
+        ['p', 'int'],
+        ['b', 'price'],
+      ],
+      decimals: [],
+    },
+  ],
+  [
+    'FMV',
+    {
+      ticker: 'sym',
+      fields: [
+        ['fmv', 'price'],
+        ['t', 'ts'],
+      ],
+      decimals: [],
+    },
+  ],
+]);
+
+if (SPECS.size !== EVENT_TYPES.length) throw new Error('decode: an event type has no spec');
+
+function parseEvent(
+  ev: EventType,
+  spec: EventSpec,
+  record: Record<string, unknown>,
+): MarketEvent | DecodeIssue {
+  // Normalised events carry `sym` for every type, so decoding a decoded event is the identity.
+  const sym = record[spec.ticker] ?? record['sym'];
+  if (typeof sym !== 'string' || sym.length === 0) {
+    return { reason: 'missing_symbol', detail: `no string "${spec.ticker}"` };
+  }
+  if (!SYMBOL.test(sym)) {
+    return { reason: 'invalid_symbol', detail: `symbol ${JSON.stringify(sym.slice(0, 40))}` };
+  }
+  const out: Record<string, unknown> = { ev, sym };
+  for (const [name, kind] of spec.fields) {
+    const value = record[name];
+    if (value === undefined || value === null) continue;
+    const normalised = normalise(kind, value);
+    if (normalised === undefined) {
+      return {
+        reason: kind === 'ts' ? 'invalid_timestamp' : 'invalid_field',
+        detail: `${ev}.${name} is not a valid ${kind}`,
+      };
+    }
+    out[name] = normalised;
+  }
+  for (const [wire, target] of spec.decimals) {
+    const value = record[wire];
+    if (value === undefined || value === null) continue;
+    const n = typeof value === 'string' && DECIMAL.test(value) ? Number(value) : NaN;
+    if (!Number.isFinite(n))
+      return { reason: 'invalid_field', detail: `${ev}.${wire} is not a decimal string` };
+    out[target] = n;
+  }
+  return out as unknown as MarketEvent;
+}
+
+const DECIMAL = /^\d+(\.\d+)?$/;
+
+function normalise(kind: FieldKind, value: unknown): unknown {
+  switch (kind) {
+    case 'price':
+      return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : undefined;
+    case 'int':
+      return Number.isSafeInteger(value) ? value : undefined;
+    case 'str':
+      return typeof value === 'string' ? value : undefined;
+    case 'bool':
+      return typeof value === 'boolean' ? value : undefined;
+    case 'ints':
+      return Array.isArray(value) && value.every((v) => Number.isSafeInteger(v))
+        ? value
+        : undefined;
+    case 'ts':
+      return parseTimestampMs(value);
+  }
+}
+
+/**
+ * Normalises a Massive timestamp to epoch milliseconds by its digit count: 13 digits are ms,
+ * 16 µs, 19 ns (LULD and NOI send ns; FMV is documented as ns but sent as ms). Digit strings
+ * are accepted too. Returns `undefined` for anything else. The result may be fractional.
+ */
+export function parseTimestampMs(value: unknown): number | undefined {
+  const n =
+    typeof value === 'number'
+      ? value
+      : typeof value === 'string' && /^\d{13,19}$/.test(value)
+        ? Number(value)
+        : NaN;
+  if (!Number.isFinite(n)) return undefined;
+  if (n >= 1e12 && n < 1e13) return n;
+  if (n >= 1e15 && n < 1e16) return n / 1e3;
+  if (n >= 1e18 && n < 1e19) return n / 1e6;
+  return undefined;
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return `a ${typeof value}`;
+}

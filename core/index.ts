@@ -1,0 +1,52 @@
+// The public surface of core: every other folder imports from here and only from here.
+export { BATCH_VERSION, decodeBatch, encodeBatch } from './batch.ts';
+export type { DecodedBatch, EventBatch } from './batch.ts';
+export {
+  SPECIAL_CLOSURES,
+  holidayOn,
+  isEarlyClose,
+  isTradingDate,
+  newYorkOffsetMs,
+  newYorkTimeToMs,
+  nextTradingDate,
+  previousTradingDate,
+  sessionAt,
+  tradingDateOf,
+  tradingDay,
+} from './calendar.ts';
+export type { Session, TradingDay } from './calendar.ts';
+export {
+  DEFAULTS,
+  parseBoardOptions,
+  parseConnectionOptions,
+  parseTransportOptions,
+  parseWith,
+} from './config.ts';
+export type { BoardOptions, ConnectionOptions, TransportOptions } from './config.ts';
+export {
+  DECODE_REASONS,
+  createDecodeCounts,
+  decodeFrame,
+  isValidSymbol,
+  parseMessage,
+  parseTimestampMs,
+} from './decode.ts';
+export type { DecodeCounts, DecodeIssue, DecodeReason, DecodedFrame } from './decode.ts';
+export { ConfigError, OpenbellError, ServiceError } from './errors.ts';
+export type { ErrorCode } from './errors.ts';
+export { DISCONNECT_STATUSES, EVENT_TYPES } from './events.ts';
+export type {
+  AggregateEvent,
+  EventType,
+  FairValueEvent,
+  ImbalanceEvent,
+  KnownStatus,
+  LuldEvent,
+  MarketEvent,
+  QuoteEvent,
+  StatusMessage,
+  TradeEvent,
+} from './events.ts';
+export { BOARD_NAMES, assertDate, assertIdentifier, createNames } from './names.ts';
+export type { BoardName, Names, NamesOptions } from './names.ts';
+export { redactUrl } from './redact.ts';

@@ -1,0 +1,93 @@
+import { ConfigError } from './errors.ts';
+
+/** Options of {@link createNames}. */
+export interface NamesOptions {
+  /**
+   * First segment of every Redis key, queue and exchange name; lets several environments (or
+   * test runs) share one Redis and one RabbitMQ vhost.
+   * @default 'openbell'
+   */
+  namespace?: string;
+}
+
+/** Board names, in display order. */
+export const BOARD_NAMES = ['gappers', 'gainers', 'volume', 'trades', 'momentum'] as const;
+
+/** One of {@link BOARD_NAMES}. */
+export type BoardName = (typeof BOARD_NAMES)[number];
+
+/**
+ * Every Redis key, pub/sub channel, RabbitMQ exchange and queue name openbell uses, built in one
+ * place. Keys are `<ns>:<entity>:{<date>}:<id>`: the trading date makes a new day new keys (no
+ * reset at the open), and as the Redis Cluster hash tag it keeps every key one per-batch script
+ * touches in one slot.
+ */
+export interface Names {
+  readonly namespace: string;
+  /** Sorted set of one board for a trading date. */
+  board(date: string, board: BoardName): string;
+  /** Hash of one symbol's state for a trading date. */
+  symbol(date: string, sym: string): string;
+  /** Sorted set of one symbol's recent trades (the sliding window) for a trading date. */
+  trades(date: string, sym: string): string;
+  /** Hash of previous closes (symbol → price) that serve a trading date. */
+  prevClose(date: string): string;
+  /** Set of batch ids already applied on a trading date (exactly-once under redelivery). */
+  appliedBatches(date: string): string;
+  /** Pub/sub channel of conflated board updates for a trading date. */
+  boardUpdates(date: string): string;
+  /** Durable topic exchange the listener publishes event batches to. */
+  readonly exchange: string;
+  /** Queue of one consumer group (e.g. `analyzers`). */
+  queue(group: string): string;
+  /** Pattern matching every key of the namespace, for inspection and cleanup. */
+  readonly keyPattern: string;
+}
+
+const DATE = /^\d{4}-\d{2}-\d{2}$/;
+const NAMESPACE = /^[a-z][a-z0-9_-]{0,63}$/;
+
+/** Creates the name builder for a namespace; rejects identifiers that would break a key's shape. */
+export function createNames(options: NamesOptions = {}): Names {
+  const ns = options.namespace ?? 'openbell';
+  if (!NAMESPACE.test(ns)) {
+    throw new ConfigError('namespace', `must match ${NAMESPACE.source}, got ${JSON.stringify(ns)}`);
+  }
+  const key = (entity: string, date: string, id?: string): string => {
+    assertDate(date);
+    if (id === undefined) return `${ns}:${entity}:{${date}}`;
+    assertIdentifier(id);
+    return `${ns}:${entity}:{${date}}:${id}`;
+  };
+  return {
+    namespace: ns,
+    board: (date, board) => key('board', date, board),
+    symbol: (date, sym) => key('sym', date, sym),
+    trades: (date, sym) => key('trades', date, sym),
+    prevClose: (date) => key('prevclose', date),
+    appliedBatches: (date) => key('batches', date),
+    boardUpdates: (date) => key('updates', date),
+    exchange: `${ns}.events`,
+    queue: (group) => {
+      assertIdentifier(group);
+      return `${ns}.${group}`;
+    },
+    keyPattern: `${ns}:*`,
+  };
+}
+
+/** Throws unless `date` is a `YYYY-MM-DD` string. */
+export function assertDate(date: string): void {
+  if (!DATE.test(date))
+    throw new ConfigError('date', `must be YYYY-MM-DD, got ${JSON.stringify(date)}`);
+}
+
+/** Throws when an identifier could alter a key's shape: empty, `:`, braces, `*` or whitespace. */
+export function assertIdentifier(id: string): void {
+  if (id.length === 0 || /[:{}*?\s[\]]/.test(id)) {
+    throw new ConfigError(
+      'identifier',
+      `must be non-empty without ':', braces, wildcards or spaces, got ${JSON.stringify(id)}`,
+    );
+  }
+}

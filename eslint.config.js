@@ -1,0 +1,61 @@
+// @ts-check
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+/** Everything outside core/ sees core only through its explicit export list. */
+const coreOnlyThroughIndex = {
+  regex: String.raw`(^|/)core/(?!index\.ts$)`,
+  message: 'Import core through core/index.ts, its explicit export list.',
+};
+
+/** @param {string} other the sibling server folder that must not be imported */
+const noSiblingServer = (other) => ({
+  regex: String.raw`(^|/)(servers/)?${other}/`,
+  message: 'Servers never import each other; share code through core/.',
+});
+
+export default tseslint.config(
+  { ignores: ['node_modules/', '.services/', 'lab-report/', 'bench-results/', 'test-results/'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: {
+      parserOptions: { projectService: { allowDefaultProject: ['*.js', 'bin/*.mjs'] } },
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/consistent-type-imports': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+      'no-empty': ['error', { allowEmptyCatch: false }],
+      eqeqeq: ['error', 'always'],
+    },
+  },
+  {
+    files: ['**/*.ts'],
+    ignores: ['core/**'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [coreOnlyThroughIndex] }] },
+  },
+  {
+    files: ['servers/mdp/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [coreOnlyThroughIndex, noSiblingServer('lba')] },
+      ],
+    },
+  },
+  {
+    files: ['servers/lba/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [coreOnlyThroughIndex, noSiblingServer('mdp')] },
+      ],
+    },
+  },
+  {
+    files: ['**/*.js', 'bin/*.mjs'],
+    ...tseslint.configs.disableTypeChecked,
+  },
+);
