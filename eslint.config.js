@@ -1,5 +1,6 @@
 // @ts-check
 import js from '@eslint/js';
+import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 /** Everything outside core/ sees core only through its explicit export list. */
@@ -57,5 +58,6 @@ export default tseslint.config(
   {
     files: ['**/*.js', 'bin/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
+    languageOptions: { globals: globals.node },
   },
 );

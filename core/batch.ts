@@ -24,7 +24,8 @@ export interface DecodedBatch {
 
 // Records (msgpackr's structure extension) without shared structures: each message defines the
 // shapes it uses once, inline, so every batch decodes on its own in any process.
-const packr = new Packr({ useRecords: true, mapsAsObjects: true });
+// Absent fields travel as one-byte nils (decoded as missing) rather than msgpack's 3-byte undefined.
+const packr = new Packr({ useRecords: true, mapsAsObjects: true, encodeUndefinedAsNil: true });
 
 /** Encodes a batch as one self-contained msgpack message. */
 export function encodeBatch(batch: EventBatch): Buffer {

@@ -1,0 +1,43 @@
+/** One measured figure of a benchmark. */
+export interface Measurement {
+  name: string;
+  /** Units of work per run (events, messages…). */
+  items: number;
+  runs: number;
+  /** Best run's throughput. */
+  perSecond: number;
+  /** Median run's throughput. */
+  medianPerSecond: number;
+  nsPerItem: number;
+  [extra: string]: unknown;
+}
+
+/**
+ * Runs `work` (which processes `items` units) `runs` times after one warm-up and reports the
+ * best and median throughput. Synchronous work only: it measures one core.
+ */
+export function measureSync(
+  name: string,
+  items: number,
+  work: () => unknown,
+  runs = 7,
+): Measurement {
+  work();
+  const seconds: number[] = [];
+  for (let r = 0; r < runs; r++) {
+    const start = process.hrtime.bigint();
+    work();
+    seconds.push(Number(process.hrtime.bigint() - start) / 1e9);
+  }
+  seconds.sort((a, b) => a - b);
+  const best = seconds[0]!;
+  const median = seconds[Math.floor(seconds.length / 2)]!;
+  return {
+    name,
+    items,
+    runs,
+    perSecond: Math.round(items / best),
+    medianPerSecond: Math.round(items / median),
+    nsPerItem: Math.round((best * 1e9) / items),
+  };
+}

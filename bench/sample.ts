@@ -1,0 +1,96 @@
+import type { MarketEvent } from '../core/index.ts';
+
+/** A small deterministic PRNG (mulberry32): the same seed yields the same benchmark input. */
+export function createRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Wire-shaped events like the open's: mostly trades, a per-second aggregate stream, some quotes,
+ * over a few thousand symbols. Returned as the raw objects Massive sends (before decoding).
+ */
+export function sampleWireEvents(count: number, seed = 1): Record<string, unknown>[] {
+  const random = createRandom(seed);
+  const symbols = Array.from({ length: 4000 }, (_, i) => `S${i.toString(36).toUpperCase()}`);
+  const t0 = 1795530600000;
+  const out: Record<string, unknown>[] = [];
+  for (let n = 0; n < count; n++) {
+    const sym = symbols[Math.floor(random() ** 3 * symbols.length)]!;
+    const price = Math.round((5 + random() * 300) * 100) / 100;
+    const t = t0 + Math.floor(n / 50);
+    const kind = random();
+    if (kind < 0.8) {
+      const trade: Record<string, unknown> = {
+        ev: 'T',
+        sym,
+        i: String(100000 + n),
+        x: 1 + (n % 20),
+        p: price,
+        s: 1 + Math.floor(random() * 500),
+        t,
+        q: 1000 + n,
+        z: 1 + (n % 3),
+      };
+      if (random() < 0.3) trade['c'] = [12, 37];
+      out.push(trade);
+    } else if (kind < 0.95) {
+      const s = t - (t % 1000);
+      out.push({
+        ev: 'A',
+        sym,
+        v: 100,
+        av: 100000 + n,
+        op: price,
+        vw: price,
+        o: price,
+        c: price,
+        h: price,
+        l: price,
+        a: price,
+        z: 50,
+        s,
+        e: s + 1000,
+      });
+    } else {
+      out.push({
+        ev: 'Q',
+        sym,
+        bx: 4,
+        bp: price,
+        bs: 100,
+        ax: 7,
+        ap: price + 0.01,
+        as: 200,
+        c: 0,
+        i: [604],
+        t,
+        q: 5000 + n,
+        z: 3,
+      });
+    }
+  }
+  return out;
+}
+
+/** Splits wire events into frames of 1–100 events, as Massive sends them. */
+export function toFrames(events: readonly Record<string, unknown>[], seed = 2): string[] {
+  const random = createRandom(seed);
+  const frames: string[] = [];
+  for (let i = 0; i < events.length;) {
+    const size = 1 + Math.floor(random() * 100);
+    frames.push(JSON.stringify(events.slice(i, i + size)));
+    i += size;
+  }
+  return frames;
+}
+
+/** Type guard used by benchmarks that only count decoded events. */
+export const isEvent = (e: unknown): e is MarketEvent =>
+  typeof e === 'object' && e !== null && 'sym' in e;

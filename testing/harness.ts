@@ -1,0 +1,131 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterEach, beforeEach, inject } from 'vitest';
+import { createNames, type Names } from '../core/index.ts';
+import { basicAuth } from '../services/definitions.ts';
+
+/** Resources private to one test: a Redis key namespace and a RabbitMQ vhost of its own. */
+export interface Isolation {
+  /** Key and name prefix for this test (`t-` and random hex). */
+  namespace: string;
+  names: Names;
+  /** A connected client; closed by {@link Isolation.cleanup}. */
+  redis: Redis;
+  redisUrl: string;
+  /** AMQP URL of this test's own vhost. */
+  amqpUrl: string;
+  vhost: string;
+  managementUrl: string;
+  prometheusUrl: string;
+  /** Deletes the vhost (and with it every queue and exchange), the namespace's keys, and closes the client. */
+  cleanup(): Promise<void>;
+}
+
+/** The URLs of the real services, as the global setup found or started them. */
+export function serviceUrls(): Required<ReturnType<typeof inject<'services'>>> {
+  const urls = inject('services');
+  const { redisUrl, amqpUrl, rabbitmqManagementUrl, prometheusUrl } = urls;
+  if (
+    redisUrl === undefined ||
+    amqpUrl === undefined ||
+    rabbitmqManagementUrl === undefined ||
+    prometheusUrl === undefined
+  ) {
+    throw new Error('the global setup did not provide every service URL');
+  }
+  return { redisUrl, amqpUrl, rabbitmqManagementUrl, prometheusUrl };
+}
+
+/** Creates a fresh namespace and vhost on the real services. */
+export async function createIsolation(): Promise<Isolation> {
+  const urls = serviceUrls();
+  const namespace = `t-${randomBytes(6).toString('hex')}`;
+  const vhost = namespace;
+  const amqp = new URL(urls.amqpUrl);
+  const user = decodeURIComponent(amqp.username || 'guest');
+  await management(urls.rabbitmqManagementUrl, 'PUT', `/api/vhosts/${vhost}`, {});
+  await management(
+    urls.rabbitmqManagementUrl,
+    'PUT',
+    `/api/permissions/${vhost}/${encodeURIComponent(user)}`,
+    {
+      configure: '.*',
+      write: '.*',
+      read: '.*',
+    },
+  );
+  amqp.pathname = `/${vhost}`;
+  const redis = new Redis(urls.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  await redis.connect();
+  let cleaned: Promise<void> | undefined;
+  return {
+    namespace,
+    names: createNames({ namespace }),
+    redis,
+    redisUrl: urls.redisUrl,
+    amqpUrl: amqp.toString(),
+    vhost,
+    managementUrl: urls.rabbitmqManagementUrl,
+    prometheusUrl: urls.prometheusUrl,
+    cleanup: () =>
+      (cleaned ??= (async () => {
+        await deleteKeys(redis, `${namespace}:*`);
+        redis.disconnect();
+        await management(urls.rabbitmqManagementUrl, 'DELETE', `/api/vhosts/${vhost}`);
+      })()),
+  };
+}
+
+/**
+ * Registers beforeEach/afterEach hooks that give every test of the file its own isolation;
+ * returns a getter for the current one.
+ */
+export function useIsolation(): () => Isolation {
+  let current: Isolation | undefined;
+  beforeEach(async () => {
+    current = await createIsolation();
+  });
+  afterEach(async () => {
+    await current?.cleanup();
+    current = undefined;
+  });
+  return () => {
+    if (current === undefined) throw new Error('useIsolation(): no test is running');
+    return current;
+  };
+}
+
+/** Deletes every key matching `pattern`, in SCAN-sized steps; returns how many went. */
+export async function deleteKeys(redis: Redis, pattern: string): Promise<number> {
+  let deleted = 0;
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    if (keys.length > 0) deleted += await redis.unlink(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+  return deleted;
+}
+
+/** Calls the RabbitMQ management API; throws with the status on failure (404 on DELETE is fine). */
+export async function management(
+  baseUrl: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<unknown> {
+  const { url, headers } = basicAuth(baseUrl);
+  const response = await fetch(`${url}${path}`, {
+    method,
+    headers: { ...headers, 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    signal: AbortSignal.timeout(10_000),
+  });
+  if (method === 'DELETE' && response.status === 404) return undefined;
+  if (!response.ok)
+    throw new Error(
+      `RabbitMQ management ${method} ${path}: HTTP ${response.status} ${await response.text()}`,
+    );
+  const text = await response.text();
+  return text === '' ? undefined : (JSON.parse(text) as unknown);
+}
