@@ -38,6 +38,31 @@ export default tseslint.config(
     rules: { 'no-restricted-imports': ['error', { patterns: [coreOnlyThroughIndex] }] },
   },
   {
+    // core/ is the library: no environment, no signals, no exits, and nothing from outside it.
+    files: ['core/**/*.ts'],
+    ignores: ['core/**/*.test.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { regex: String.raw`^\.\./`, message: 'core/ imports nothing outside core/.' },
+          ],
+        },
+      ],
+      'no-restricted-properties': [
+        'error',
+        {
+          object: 'process',
+          property: 'env',
+          message: 'core/ takes configuration as arguments; read env in a main.ts.',
+        },
+        { object: 'process', property: 'exit', message: 'Only a main.ts exits.' },
+        { object: 'process', property: 'on', message: 'Only a main.ts installs signal handlers.' },
+      ],
+    },
+  },
+  {
     files: ['servers/mdp/**/*.ts'],
     rules: {
       'no-restricted-imports': [

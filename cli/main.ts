@@ -1,11 +1,19 @@
 import { Command } from 'commander';
+import { readFileSync } from 'node:fs';
 import { servicesCommand } from '../services/main.ts';
 
 // The one entry point of the `openbell` CLI: each folder's main.ts contributes its commands.
 const program = new Command('openbell')
   .description('Self-hosted market-data scanner pipeline with a replay lab.')
-  .version(process.env['npm_package_version'] ?? '0.1.0')
+  .version(readVersion())
   .showHelpAfterError()
   .addCommand(servicesCommand());
 
 await program.parseAsync();
+
+function readVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}

@@ -1,0 +1,25 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+
+const read = (path: string): string => readFileSync(new URL(`../${path}`, import.meta.url), 'utf8');
+
+describe('README and CI', () => {
+  it('CI runs exactly the command lines the README gives, and nothing else', () => {
+    const readmeCommands = [
+      ...read('README.md')
+        .split('## ')[0]!
+        .matchAll(/```sh\n([\s\S]*?)```/g),
+    ].flatMap((m) => m[1]!.trim().split('\n'));
+    const ciCommands = read('.ci/run')
+      .split('\n')
+      .filter(
+        (line) =>
+          line.trim() !== '' &&
+          !line.startsWith('#') &&
+          !line.startsWith('set ') &&
+          !line.startsWith('cd '),
+      );
+    expect(readmeCommands).toEqual(['npm ci && npm test']);
+    expect(ciCommands).toEqual(readmeCommands);
+  });
+});
