@@ -41,6 +41,12 @@ describe('openbell CLI', () => {
     ]);
   });
 
+  it('is what `npm run services` runs, as the README says', () => {
+    const result = spawnSync('npm', ['run', '-s', 'services', '--', 'status', '--json'], { encoding: 'utf8', timeout: 60_000 });
+    expect(result.status).toBe(0);
+    expect((JSON.parse(result.stdout) as unknown[]).length).toBe(3);
+  });
+
   it('rejects an unknown service name with a clear error', () => {
     const { code, stderr } = openbell(['services', 'up', '--only', 'redis,mysql']);
     expect(code).not.toBe(0);
