@@ -42,7 +42,10 @@ describe('openbell CLI', () => {
   });
 
   it('is what `npm run services` runs, as the README says', () => {
-    const result = spawnSync('npm', ['run', '-s', 'services', '--', 'status', '--json'], { encoding: 'utf8', timeout: 60_000 });
+    const result = spawnSync('npm', ['run', '-s', 'services', '--', 'status', '--json'], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     expect(result.status).toBe(0);
     expect((JSON.parse(result.stdout) as unknown[]).length).toBe(3);
   });
