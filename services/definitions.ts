@@ -35,7 +35,7 @@ export interface ServiceDefinition {
   /** Path of the installed server binary, or `undefined` when it is not installed. */
   findBinary(): string | undefined;
   /** Prepares `dir` (config, data folders) and returns how to start the service there. */
-  plan(binary: string, dir: string, confDir: string): StartPlan;
+  plan(binary: string, dir: string, projectDir: string): StartPlan;
 }
 
 const REDIS: ServiceDefinition = {
@@ -141,7 +141,8 @@ const RABBITMQ: ServiceDefinition = {
   },
   // Debian's /usr/sbin wrappers switch to the rabbitmq user; the script behind them runs as us.
   findBinary: () => findExecutable(['/usr/lib/rabbitmq/bin/rabbitmq-server', 'rabbitmq-server']),
-  plan(binary, dir, confDir) {
+  plan(binary, dir, projectDir) {
+    const confDir = join(projectDir, 'services', 'conf');
     mkdirSync(join(dir, 'mnesia'), { recursive: true });
     mkdirSync(join(dir, 'log'), { recursive: true });
     copyFileSync(join(confDir, 'rabbitmq.conf'), join(dir, 'rabbitmq.conf'));
@@ -187,11 +188,11 @@ const PROMETHEUS: ServiceDefinition = {
     return { ok: true, version };
   },
   findBinary: () => findExecutable(['prometheus', '/usr/bin/prometheus']),
-  plan(binary, dir, confDir) {
+  plan(binary, dir, projectDir) {
     mkdirSync(join(dir, 'data'), { recursive: true });
     mkdirSync(join(dir, 'targets'), { recursive: true });
     const config = join(dir, 'prometheus.yml');
-    copyFileSync(join(confDir, 'prometheus.yml'), config);
+    copyFileSync(join(projectDir, 'grafana', 'prometheus.yml'), config);
     return {
       command: binary,
       args: [

@@ -11,7 +11,7 @@ import { readState, writeState, type ServicesState } from './state.ts';
 
 /** Options of {@link ensureServices}. */
 export interface EnsureServicesOptions {
-  /** The project folder: holds `compose.yaml`, `services/conf/` and the `.services/` data folder. */
+  /** The project folder: holds `compose.yaml`, the services' config files and the `.services/` data folder. */
   projectDir: string;
   /** Where `REDIS_URL`, `AMQP_URL` and `PROMETHEUS_URL` are read from. */
   env: Readonly<Record<string, string | undefined>>;
@@ -173,7 +173,7 @@ async function startNative(
 ): Promise<ServiceEndpoint | { error: string }> {
   const dir = join(stateDir(projectDir), service.name);
   mkdirSync(dir, { recursive: true });
-  const plan = service.plan(binary, dir, join(projectDir, 'services', 'conf'));
+  const plan = service.plan(binary, dir, projectDir);
   const logFile = join(dir, `${service.name}.log`);
   const pid = spawnDetached(plan.command, plan.args, {
     logFile,

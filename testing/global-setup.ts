@@ -15,7 +15,7 @@ declare module 'vitest' {
  * quick; `npm run services -- down` stops them.
  */
 export default async function setup(project: TestProject): Promise<void> {
-  const log = pino({ name: 'test-services', level: 'warn' }, pino.destination(2));
+  const log = pino({ name: 'test-services', level: 'info' }, pino.destination(2));
   const { urls } = await ensureServices({
     projectDir: fileURLToPath(new URL('..', import.meta.url)),
     env: process.env,
