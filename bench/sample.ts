@@ -1,16 +1,4 @@
-import type { MarketEvent } from '../core/index.ts';
-
-/** A small deterministic PRNG (mulberry32): the same seed yields the same benchmark input. */
-export function createRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { createRandom, type MarketEvent } from '../core/index.ts';
 
 /**
  * Wire-shaped events like the open's: mostly trades, a per-second aggregate stream, some quotes,

@@ -50,3 +50,17 @@ export type {
 export { BOARD_NAMES, assertDate, assertIdentifier, createNames } from './names.ts';
 export type { BoardName, Names, NamesOptions } from './names.ts';
 export { redactUrl } from './redact.ts';
+export { createRandom } from './random.ts';
+export { NOTIONAL_UNITS_PER_DOLLAR, notionalUnits, prepareBatch } from './board-prepare.ts';
+export type { PreparedBatch, PreparedDate } from './board-prepare.ts';
+export { createBoardStore } from './board-store.ts';
+export type {
+  ApplyResult,
+  BoardRow,
+  BoardStore,
+  BoardStoreOptions,
+  BoardsView,
+} from './board-store.ts';
+export { computeBoards } from './board-oracle.ts';
+export { createBoardPublisher } from './board-publisher.ts';
+export type { BoardPublisher, BoardPublisherOptions, BoardUpdate } from './board-publisher.ts';

@@ -30,6 +30,20 @@ export interface Names {
   symbol(date: string, sym: string): string;
   /** Sorted set of one symbol's recent trades (the sliding window) for a trading date. */
   trades(date: string, sym: string): string;
+  /** Prefix of {@link Names.symbol} keys, for scripts that address symbols they are given. */
+  symbolPrefix(date: string): string;
+  /** Sorted set of trades inside the sliding window, scored by trade time, to expire them. */
+  windowTrades(date: string): string;
+  /** Hash of market-wide state of a trading date: newest trade time, board version. */
+  market(date: string): string;
+  /** Set of symbols with a price but no previous close (left out of gappers). */
+  noPrevClose(date: string): string;
+  /** Lock that lets one analyzer at a time publish a date's board updates. */
+  publishLock(date: string): string;
+  /** Hash of the digest of each board as last published, for conflation across analyzers. */
+  published(date: string): string;
+  /** String key: the newest trading date any analyzer has applied data for. */
+  readonly latestDate: string;
   /** Hash of previous closes (symbol → price) that serve a trading date. */
   prevClose(date: string): string;
   /** Set of batch ids already applied on a trading date (exactly-once under redelivery). */
@@ -64,6 +78,13 @@ export function createNames(options: NamesOptions = {}): Names {
     board: (date, board) => key('board', date, board),
     symbol: (date, sym) => key('sym', date, sym),
     trades: (date, sym) => key('trades', date, sym),
+    symbolPrefix: (date) => `${key('sym', date)}:`,
+    windowTrades: (date) => key('window', date),
+    market: (date) => key('market', date),
+    noPrevClose: (date) => key('noprev', date),
+    publishLock: (date) => key('lock', date, 'publish'),
+    published: (date) => key('published', date),
+    latestDate: `${ns}:latest-date`,
     prevClose: (date) => key('prevclose', date),
     appliedBatches: (date) => key('batches', date),
     boardUpdates: (date) => key('updates', date),

@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import { notionalUnits, prepareBatch } from './board-prepare.ts';
+
+const OPEN = Date.parse('2026-11-24T14:30:00Z');
+
+describe('prepareBatch', () => {
+  it('keeps per symbol the bar with the greatest (e, av) and the greatest one carrying op', () => {
+    const out = prepareBatch([
+      { ev: 'A', sym: 'AAPL', s: OPEN, e: OPEN + 1000, av: 10, c: 1, op: 0.9 },
+      { ev: 'A', sym: 'AAPL', s: OPEN + 1000, e: OPEN + 2000, av: 20, c: 2 },
+      { ev: 'AM', sym: 'AAPL', s: OPEN, e: OPEN + 2000, av: 15, c: 3 },
+    ]);
+    expect(out.dates).toHaveLength(1);
+    expect(out.dates[0]!.aggregateArgs).toEqual([
+      'AAPL',
+      String(OPEN + 2000),
+      '20',
+      '2',
+      String(OPEN + 1000),
+      '10',
+      '0.9',
+    ]);
+    expect(out.dates[0]!.aggregates).toBe(3);
+  });
+
+  it('sums trades per symbol and per trade time, with integer notional', () => {
+    const out = prepareBatch([
+      { ev: 'T', sym: 'F', t: OPEN + 5, p: 12.34, s: 100 },
+      { ev: 'T', sym: 'F', t: OPEN + 5, p: 12.35, s: 0.5 },
+      { ev: 'T', sym: 'F', t: OPEN + 1, p: 12.3, s: 10 },
+    ]);
+    const part = out.dates[0]!;
+    const units = [notionalUnits(12.34, 100), notionalUnits(12.35, 0.5), notionalUnits(12.3, 10)];
+    expect(units).toEqual([12_340_000, 61_750, 1_230_000]);
+    expect(part.tradeArgs).toEqual([
+      'F',
+      '3',
+      String(units[0]! + units[1]! + units[2]!),
+      String(OPEN + 1),
+      '2',
+      String(OPEN + 5),
+      '2',
+      String(units[0]! + units[1]!),
+      String(OPEN + 1),
+      '1',
+      String(units[2]!),
+    ]);
+    expect(part.maxTradeMs).toBe(OPEN + 5);
+  });
+
+  it('splits a batch at the New York midnight and ignores what cannot move a board', () => {
+    const lateEvening = Date.parse('2026-11-25T04:59:59Z');
+    const out = prepareBatch([
+      { ev: 'T', sym: 'X', t: lateEvening, p: 1, s: 1 },
+      { ev: 'T', sym: 'X', t: lateEvening + 1000, p: 1, s: 1 },
+      { ev: 'T', sym: 'X', p: 1 },
+      { ev: 'A', sym: 'X', e: OPEN, c: 1 },
+      { ev: 'Q', sym: 'X', bp: 1 },
+    ]);
+    expect(out.dates.map((d) => d.date)).toEqual(['2026-11-24', '2026-11-25']);
+    expect(out.ignored).toBe(3);
+  });
+});

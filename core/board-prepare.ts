@@ -1,0 +1,165 @@
+import { tradingDateOf } from './calendar.ts';
+import type { AggregateEvent, MarketEvent, TradeEvent } from './events.ts';
+
+/** Notional is summed in integer units of 1/10,000 dollar, so sums are exact in Redis and in JS. */
+export const NOTIONAL_UNITS_PER_DOLLAR = 10_000;
+
+/** A trade's notional (price × size) in integer units of {@link NOTIONAL_UNITS_PER_DOLLAR}. */
+export function notionalUnits(price: number, size: number): number {
+  return Math.round(price * size * NOTIONAL_UNITS_PER_DOLLAR);
+}
+
+/** The records of one batch for one trading date, in the argument layout of `lua/apply.lua`. */
+export interface PreparedDate {
+  date: string;
+  aggregateArgs: string[];
+  aggregateSymbols: number;
+  tradeArgs: string[];
+  tradeSymbols: number;
+  /** Newest trade time of this part of the batch, epoch ms; `undefined` without trades. */
+  maxTradeMs: number | undefined;
+  aggregates: number;
+  trades: number;
+}
+
+/** A batch reduced per trading date and symbol, ready for one script call per date. */
+export interface PreparedBatch {
+  dates: PreparedDate[];
+  /** Events that cannot move a board: bars without `e`, `av` or `c`; trades without `p`, `s` or `t`; other types. */
+  ignored: number;
+}
+
+interface BarPick {
+  best: AggregateEvent & { e: number; av: number; c: number };
+  open?: { e: number; av: number; op: number };
+}
+
+interface TradePick {
+  count: number;
+  units: number;
+  firstMs: number;
+  byTime: Map<number, [count: number, units: number]>;
+}
+
+interface DateParts {
+  bars: Map<string, BarPick>;
+  trades: Map<string, TradePick>;
+  maxTradeMs: number | undefined;
+  aggregates: number;
+  tradeCount: number;
+}
+
+const later = (e1: number, av1: number, e2: number, av2: number): boolean =>
+  e1 > e2 || (e1 === e2 && av1 > av2);
+
+/**
+ * Reduces a batch in the analyzer (off Redis): per trading date and symbol, the bar with the
+ * greatest `(e, av)` and the greatest one carrying `op`; trades summed per symbol and per trade
+ * time. What reaches Redis is then one small script call per date, whatever the batch held.
+ */
+export function prepareBatch(
+  events: readonly MarketEvent[],
+  dateOf: (ms: number) => string = tradingDateOf,
+): PreparedBatch {
+  const parts = new Map<string, DateParts>();
+  const partOf = (ms: number): DateParts => {
+    const date = dateOf(ms);
+    let part = parts.get(date);
+    if (part === undefined) {
+      part = {
+        bars: new Map(),
+        trades: new Map(),
+        maxTradeMs: undefined,
+        aggregates: 0,
+        tradeCount: 0,
+      };
+      parts.set(date, part);
+    }
+    return part;
+  };
+  let ignored = 0;
+  for (const event of events) {
+    if (event.ev === 'T') {
+      if (!addTrade(event, partOf)) ignored++;
+    } else if (event.ev === 'A' || event.ev === 'AM') {
+      if (!addBar(event, partOf)) ignored++;
+    } else {
+      ignored++;
+    }
+  }
+  return { dates: [...parts].map(([date, part]) => toArgs(date, part)), ignored };
+}
+
+function addBar(bar: AggregateEvent, partOf: (ms: number) => DateParts): boolean {
+  const { e, av, c, op } = bar;
+  if (e === undefined || av === undefined || c === undefined) return false;
+  const part = partOf(bar.s ?? e);
+  part.aggregates++;
+  const pick = part.bars.get(bar.sym);
+  if (pick === undefined) {
+    part.bars.set(bar.sym, {
+      best: { ...bar, e, av, c },
+      ...(op === undefined ? {} : { open: { e, av, op } }),
+    });
+    return true;
+  }
+  if (later(e, av, pick.best.e, pick.best.av)) pick.best = { ...bar, e, av, c };
+  if (op !== undefined && (pick.open === undefined || later(e, av, pick.open.e, pick.open.av)))
+    pick.open = { e, av, op };
+  return true;
+}
+
+function addTrade(trade: TradeEvent, partOf: (ms: number) => DateParts): boolean {
+  const { p, s, t } = trade;
+  if (p === undefined || s === undefined || t === undefined) return false;
+  const part = partOf(t);
+  part.tradeCount++;
+  if (part.maxTradeMs === undefined || t > part.maxTradeMs) part.maxTradeMs = t;
+  const units = notionalUnits(p, s);
+  let pick = part.trades.get(trade.sym);
+  if (pick === undefined) {
+    pick = { count: 0, units: 0, firstMs: t, byTime: new Map() };
+    part.trades.set(trade.sym, pick);
+  }
+  pick.count++;
+  pick.units += units;
+  if (t < pick.firstMs) pick.firstMs = t;
+  const slot = pick.byTime.get(t);
+  if (slot === undefined) pick.byTime.set(t, [1, units]);
+  else {
+    slot[0]++;
+    slot[1] += units;
+  }
+  return true;
+}
+
+function toArgs(date: string, part: DateParts): PreparedDate {
+  const aggregateArgs: string[] = [];
+  for (const [sym, { best, open }] of part.bars) {
+    aggregateArgs.push(sym, String(best.e), String(best.av), String(best.c));
+    if (open === undefined) aggregateArgs.push('', '', '');
+    else aggregateArgs.push(String(open.e), String(open.av), String(open.op));
+  }
+  const tradeArgs: string[] = [];
+  for (const [sym, pick] of part.trades) {
+    tradeArgs.push(
+      sym,
+      String(pick.count),
+      String(pick.units),
+      String(pick.firstMs),
+      String(pick.byTime.size),
+    );
+    for (const [t, [count, units]] of pick.byTime)
+      tradeArgs.push(String(t), String(count), String(units));
+  }
+  return {
+    date,
+    aggregateArgs,
+    aggregateSymbols: part.bars.size,
+    tradeArgs,
+    tradeSymbols: part.trades.size,
+    maxTradeMs: part.maxTradeMs,
+    aggregates: part.aggregates,
+    trades: part.tradeCount,
+  };
+}

@@ -1,0 +1,123 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { BoardRow, BoardStore } from './board-store.ts';
+import { BOARD_NAMES, type BoardName, type Names } from './names.ts';
+
+/** A board update as published on the `boardUpdates` pub/sub channel. */
+export interface BoardUpdate {
+  date: string;
+  board: BoardName;
+  /** Board version of the date when this was read (increases with every applied change). */
+  version: number;
+  publishedAtMs: number;
+  rows: BoardRow[];
+}
+
+/** Options of {@link createBoardPublisher}. */
+export interface BoardPublisherOptions {
+  redis: Redis;
+  store: BoardStore;
+  names: Names;
+  log: Logger;
+  /** The trading date to publish, or `undefined` before any data. */
+  date: () => string | undefined;
+  /** Shortest interval between two publications of a board, across every analyzer. @default 250 */
+  intervalMs?: number;
+  /** Rows per published board. @default 20 */
+  top?: number;
+}
+
+/** Publishes conflated board updates: at most one per board and interval, only boards that changed. */
+export interface BoardPublisher {
+  start(): void;
+  close(): Promise<void>;
+  /** Runs one publication round now (what the timer does); resolves with the boards published. */
+  tick(): Promise<BoardName[]>;
+  readonly stats: {
+    ticks: number;
+    published: number;
+    unchanged: number;
+    lockHeldElsewhere: number;
+    errors: number;
+  };
+}
+
+/**
+ * Every analyzer runs one; a Redis lock (SET NX PX interval) lets one of them publish per interval,
+ * and the last published rows are kept in Redis, so N analyzers publish no more than one would.
+ */
+export function createBoardPublisher(options: BoardPublisherOptions): BoardPublisher {
+  const { redis, store, names, log } = options;
+  const intervalMs = options.intervalMs ?? 250;
+  const top = options.top ?? 20;
+  const stats = { ticks: 0, published: 0, unchanged: 0, lockHeldElsewhere: 0, errors: 0 };
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<BoardName[]> | undefined;
+
+  const publishRound = async (date: string): Promise<BoardName[]> => {
+    const locked = await redis.set(
+      names.publishLock(date),
+      String(process.pid),
+      'PX',
+      intervalMs,
+      'NX',
+    );
+    if (locked === null) {
+      stats.lockHeldElsewhere++;
+      return [];
+    }
+    const version = await store.version(date);
+    const last = await redis.hget(names.published(date), 'version');
+    if (last !== null && Number(last) === version) {
+      stats.unchanged++;
+      return [];
+    }
+    await store.refreshMomentum(date);
+    const view = await store.readBoards(date, top);
+    const previous = await redis.hmget(names.published(date), ...BOARD_NAMES);
+    const changed = BOARD_NAMES.filter(
+      (name, n) => JSON.stringify(view.boards[name]) !== previous[n],
+    );
+    const publishedAtMs = Date.now();
+    const multi = redis.multi();
+    for (const board of changed) {
+      const update: BoardUpdate = { date, board, version, publishedAtMs, rows: view.boards[board] };
+      multi.publish(names.boardUpdates(date), JSON.stringify(update));
+      multi.hset(names.published(date), board, JSON.stringify(view.boards[board]));
+    }
+    multi.hset(names.published(date), 'version', String(version));
+    await multi.exec();
+    stats.published += changed.length;
+    return changed;
+  };
+
+  const tick = (): Promise<BoardName[]> => {
+    if (running !== undefined) return running;
+    const date = options.date();
+    if (date === undefined) return Promise.resolve([]);
+    stats.ticks++;
+    running = publishRound(date)
+      .catch((error: unknown) => {
+        // Redis down: the next tick tries again; the count and one log line per failure say so.
+        stats.errors++;
+        log.warn({ err: error, date }, 'board publication failed');
+        return [];
+      })
+      .finally(() => {
+        running = undefined;
+      });
+    return running;
+  };
+
+  return {
+    start() {
+      timer ??= setInterval(() => void tick(), intervalMs).unref();
+    },
+    async close() {
+      if (timer !== undefined) clearInterval(timer);
+      await running;
+    },
+    tick,
+    stats,
+  };
+}

@@ -1,0 +1,220 @@
+import { readFileSync } from 'node:fs';
+import type { Redis } from 'ioredis';
+import type { EventBatch } from './batch.ts';
+import { prepareBatch } from './board-prepare.ts';
+import type { BoardOptions } from './config.ts';
+import { BOARD_NAMES, type BoardName, type Names } from './names.ts';
+
+/** One row of a published board. */
+export interface BoardRow {
+  sym: string;
+  score: number;
+  /** Close of the symbol's latest bar (`null` before its first bar). */
+  price: number | null;
+  /** Accumulated volume of the symbol's latest bar (`null` before its first bar). */
+  volume: number | null;
+}
+
+/** Every board of a trading date, top N rows each: the shape `openbell boards --json` prints. */
+export interface BoardsView {
+  date: string;
+  boards: Record<BoardName, BoardRow[]>;
+}
+
+/** What applying one batch did. */
+export interface ApplyResult {
+  /** Parts (one per trading date) skipped because that batch id was applied before. */
+  duplicates: number;
+  /** Parts applied. */
+  applied: number;
+  aggregates: number;
+  trades: number;
+  /** Events that cannot move a board (see `prepareBatch`). */
+  ignored: number;
+  /** Trading dates the batch touched. */
+  dates: string[];
+}
+
+/** Options of {@link createBoardStore}. */
+export interface BoardStoreOptions {
+  redis: Redis;
+  names: Names;
+  board: Pick<BoardOptions, 'windowMs' | 'momentumMinHistoryMs' | 'top'>;
+  /** How long a trading date's keys live after their last update. @default 4 days */
+  retentionMs?: number;
+}
+
+/** The boards in Redis: applying batches, previous closes, momentum refresh and reads. */
+export interface BoardStore {
+  /** Applies a batch exactly once per trading date (a redelivered batch id changes nothing). */
+  applyBatch(batch: EventBatch): Promise<ApplyResult>;
+  /** Stores previous closes for `date` and ranks gappers for symbols that already trade. */
+  setPrevCloses(date: string, closes: ReadonlyMap<string, number>): Promise<number>;
+  /** Recomputes the momentum board at the current window end; returns its size. */
+  refreshMomentum(date: string): Promise<number>;
+  /** Reads the top `top` rows of every board (momentum as last refreshed). */
+  readBoards(date: string, top?: number): Promise<BoardsView>;
+  /** The newest trading date any analyzer applied data for. */
+  latestDate(): Promise<string | undefined>;
+  /** Symbols with a price but no previous close on `date`. */
+  missingPrevCloses(date: string): Promise<number>;
+  /** Board version of `date`: bumped by every batch that changed a board. */
+  version(date: string): Promise<number>;
+}
+
+const lua = (file: string): string => readFileSync(new URL(`lua/${file}`, import.meta.url), 'utf8');
+const APPLY = lua('apply.lua');
+const REFRESH = lua('refresh.lua');
+const PREV_CLOSE = lua('prev-close.lua');
+// Store the newest date string (YYYY-MM-DD compares correctly as text).
+const SET_LATEST =
+  "local cur = redis.call('GET', KEYS[1]) if not cur or ARGV[1] > cur then redis.call('SET', KEYS[1], ARGV[1]) end return 1";
+
+type ScriptRedis = Redis & {
+  openbellApply(...args: string[]): Promise<[number, number]>;
+  openbellRefresh(...args: string[]): Promise<number>;
+  openbellPrevClose(...args: string[]): Promise<number>;
+  openbellSetLatest(key: string, date: string): Promise<number>;
+};
+
+/** Creates the board store on a connected ioredis client (scripts are loaded once, then called by SHA). */
+export function createBoardStore(options: BoardStoreOptions): BoardStore {
+  const { names, board } = options;
+  const retention = String(options.retentionMs ?? 4 * 86_400_000);
+  const redis = options.redis as ScriptRedis;
+  if (typeof redis.openbellApply !== 'function') {
+    redis.defineCommand('openbellApply', { numberOfKeys: 9, lua: APPLY });
+    redis.defineCommand('openbellRefresh', { numberOfKeys: 3, lua: REFRESH });
+    redis.defineCommand('openbellPrevClose', { numberOfKeys: 3, lua: PREV_CLOSE });
+    redis.defineCommand('openbellSetLatest', { numberOfKeys: 1, lua: SET_LATEST });
+  }
+  const latestSeen = { date: '' };
+
+  const applyBatch = async (batch: EventBatch): Promise<ApplyResult> => {
+    const prepared = prepareBatch(batch.events);
+    const result: ApplyResult = {
+      duplicates: 0,
+      applied: 0,
+      aggregates: 0,
+      trades: 0,
+      ignored: prepared.ignored,
+      dates: [],
+    };
+    await Promise.all(
+      prepared.dates.map(async (part) => {
+        const d = part.date;
+        const [applied] = await redis.openbellApply(
+          names.appliedBatches(d),
+          names.market(d),
+          names.windowTrades(d),
+          names.prevClose(d),
+          names.noPrevClose(d),
+          names.board(d, 'gappers'),
+          names.board(d, 'gainers'),
+          names.board(d, 'volume'),
+          names.board(d, 'trades'),
+          batch.id,
+          names.symbolPrefix(d),
+          String(board.windowMs),
+          retention,
+          String(part.aggregateSymbols),
+          String(part.tradeSymbols),
+          part.maxTradeMs === undefined ? '' : String(part.maxTradeMs),
+          ...part.aggregateArgs,
+          ...part.tradeArgs,
+        );
+        result.dates.push(d);
+        if (applied === 0) {
+          result.duplicates++;
+          return;
+        }
+        result.applied++;
+        result.aggregates += part.aggregates;
+        result.trades += part.trades;
+        if (d > latestSeen.date) {
+          latestSeen.date = d;
+          await redis.openbellSetLatest(names.latestDate, d);
+        }
+      }),
+    );
+    return result;
+  };
+
+  const setPrevCloses = async (
+    date: string,
+    closes: ReadonlyMap<string, number>,
+  ): Promise<number> => {
+    const pairs = [...closes].filter(([, close]) => Number.isFinite(close) && close > 0);
+    for (let i = 0; i < pairs.length; i += 1000) {
+      const args = pairs.slice(i, i + 1000).flatMap(([sym, close]) => [sym, String(close)]);
+      await redis.openbellPrevClose(
+        names.prevClose(date),
+        names.noPrevClose(date),
+        names.board(date, 'gappers'),
+        names.symbolPrefix(date),
+        retention,
+        ...args,
+      );
+    }
+    return pairs.length;
+  };
+
+  const refreshMomentum = (date: string): Promise<number> =>
+    redis.openbellRefresh(
+      names.market(date),
+      names.board(date, 'trades'),
+      names.board(date, 'momentum'),
+      names.symbolPrefix(date),
+      String(board.windowMs),
+      String(board.momentumMinHistoryMs),
+      retention,
+    );
+
+  const readBoards = async (date: string, top = board.top): Promise<BoardsView> => {
+    const pipeline = redis.pipeline();
+    for (const name of BOARD_NAMES)
+      pipeline.zrange(names.board(date, name), 0, top - 1, 'WITHSCORES');
+    const ranked = (await pipeline.exec()) ?? [];
+    const lists = BOARD_NAMES.map((_, n) => {
+      const [error, flat] = ranked[n] ?? [null, []];
+      if (error) throw error;
+      const pairs = flat as string[];
+      const rows: { sym: string; score: number }[] = [];
+      // Scores are stored negated (see lua/apply.lua); `0 - x` turns them back without a -0.
+      for (let i = 0; i < pairs.length; i += 2)
+        rows.push({ sym: pairs[i]!, score: 0 - Number(pairs[i + 1]) });
+      return rows;
+    });
+    const symbols = [...new Set(lists.flat().map((r) => r.sym))];
+    const state = redis.pipeline();
+    for (const sym of symbols) state.hmget(names.symbol(date, sym), 'c', 'av');
+    const states = (await state.exec()) ?? [];
+    const quote = new Map<string, [number | null, number | null]>();
+    symbols.forEach((sym, n) => {
+      const [c, av] = (states[n]?.[1] ?? [null, null]) as [string | null, string | null];
+      quote.set(sym, [c === null ? null : Number(c), av === null ? null : Number(av)]);
+    });
+    const boards = Object.fromEntries(
+      BOARD_NAMES.map((name, n) => [
+        name,
+        lists[n]!.map(({ sym, score }) => ({
+          sym,
+          score,
+          price: quote.get(sym)![0],
+          volume: quote.get(sym)![1],
+        })),
+      ]),
+    ) as Record<BoardName, BoardRow[]>;
+    return { date, boards };
+  };
+
+  return {
+    applyBatch,
+    setPrevCloses,
+    refreshMomentum,
+    readBoards,
+    latestDate: async () => (await redis.get(names.latestDate)) ?? undefined,
+    missingPrevCloses: (date) => redis.scard(names.noPrevClose(date)),
+    version: async (date) => Number((await redis.hget(names.market(date), 'version')) ?? 0),
+  };
+}

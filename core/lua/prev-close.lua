@@ -1,0 +1,15 @@
+-- Stores previous closes and (re)ranks on the gappers board every symbol that already has a price.
+-- KEYS: 1 previous closes, 2 symbols without a previous close, 3 gappers
+-- ARGV: 1 symbol key prefix, 2 retention ms, then pairs of symbol, close
+local prefix = ARGV[1]
+for i = 3, #ARGV, 2 do
+  local sym, close = ARGV[i], tonumber(ARGV[i + 1])
+  redis.call('HSET', KEYS[1], sym, ARGV[i + 1])
+  local price = tonumber(redis.call('HGET', prefix .. sym, 'c'))
+  if price ~= nil and close > 0 then
+    redis.call('ZADD', KEYS[3], 0 - (price - close) / close * 100, sym)
+    redis.call('SREM', KEYS[2], sym)
+  end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return (#ARGV - 2) / 2

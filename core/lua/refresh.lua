@@ -1,0 +1,26 @@
+-- Recomputes the momentum board at the current window end: for every symbol with trades in the
+-- window, N_w / (N_d * W / T_d), W the window in seconds and T_d the seconds from the symbol's
+-- first trade to the window end; symbols with T_d below the minimum history are left out.
+-- KEYS: 1 market hash, 2 trades board, 3 momentum board
+-- ARGV: 1 symbol key prefix, 2 window ms, 3 minimum history ms, 4 retention ms
+local tEnd = tonumber(redis.call('HGET', KEYS[1], 'tEnd'))
+redis.call('DEL', KEYS[3])
+if tEnd == nil then
+  return 0
+end
+local prefix, windowSec, minHistoryMs = ARGV[1], tonumber(ARGV[2]) / 1000, tonumber(ARGV[3])
+local args = {}
+for _, sym in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  local v = redis.call('HMGET', prefix .. sym, 'wv', 'tv', 'tf')
+  local wv, tv, tf = tonumber(v[1]), tonumber(v[2]), tonumber(v[3])
+  if wv ~= nil and tv ~= nil and tf ~= nil and tv > 0 and tEnd - tf >= minHistoryMs then
+    local td = (tEnd - tf) / 1000
+    args[#args + 1] = 0 - wv / (tv * windowSec / td)
+    args[#args + 1] = sym
+  end
+end
+for k = 1, #args, 2000 do
+  redis.call('ZADD', KEYS[3], unpack(args, k, math.min(k + 1999, #args)))
+end
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
+return #args / 2
