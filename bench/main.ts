@@ -1,8 +1,12 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, totalmem } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { ensureServices } from '../services/ensure.ts';
 import { benchDecode } from './decode.ts';
 import type { Measurement } from './measure.ts';
+import { benchPipeline } from './pipeline.ts';
 
 /** A goal from an issue, checked against a measured figure. */
 interface Goal {
@@ -20,8 +24,25 @@ const { values } = parseArgs({
     out: { type: 'string', default: 'bench-results' },
   },
 });
-const suites: Record<string, () => Measurement[]> = {
-  decode: () => benchDecode(values.events === undefined ? {} : { events: Number(values.events) }),
+const events = values.events === undefined ? undefined : Number(values.events);
+const suites: Record<string, () => Measurement[] | Promise<Measurement[]>> = {
+  decode: () => benchDecode(events === undefined ? {} : { events }),
+  pipeline: async () => {
+    const log = pino({ name: 'bench-services', level: 'warn' }, pino.destination(2));
+    const { urls } = await ensureServices({
+      projectDir: fileURLToPath(new URL('..', import.meta.url)),
+      env: process.env,
+      log,
+      only: ['redis', 'rabbitmq'],
+    });
+    const { redisUrl, amqpUrl, rabbitmqManagementUrl } = urls;
+    if (redisUrl === undefined || amqpUrl === undefined || rabbitmqManagementUrl === undefined)
+      throw new Error('bench: services missing');
+    return benchPipeline({
+      urls: { redisUrl, amqpUrl, rabbitmqManagementUrl },
+      ...(events === undefined ? {} : { events }),
+    });
+  },
 };
 const selected = values.only ?? Object.keys(suites);
 for (const name of selected) {
@@ -34,7 +55,7 @@ for (const name of selected) {
 const results: Record<string, Measurement[]> = {};
 for (const name of selected) {
   process.stderr.write(`bench: ${name}…\n`);
-  results[name] = suites[name]!();
+  results[name] = await suites[name]!();
 }
 
 const goals: Goal[] = [];
@@ -48,6 +69,26 @@ if (decodeBatchRate !== undefined) {
     target: 1_000_000,
     actual: decodeBatchRate,
     met: decodeBatchRate >= 1_000_000,
+  });
+}
+
+const endToEnd = figure('pipeline', 'pipeline.end-to-end');
+const passThrough = figure('pipeline', 'broker.pass-through');
+if (endToEnd !== undefined && passThrough !== undefined) {
+  goals.push({
+    name: 'pipeline end to end (events/s)',
+    measurement: 'pipeline/pipeline.end-to-end',
+    target: 200_000,
+    actual: endToEnd,
+    met: endToEnd >= 200_000,
+  });
+  const ratio = Math.round((endToEnd / passThrough) * 1000) / 1000;
+  goals.push({
+    name: 'pipeline / raw broker pass-through',
+    measurement: 'pipeline.end-to-end ÷ broker.pass-through',
+    target: 0.2,
+    actual: ratio,
+    met: ratio >= 0.2,
   });
 }
 

@@ -1,12 +1,18 @@
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { servicesCommand } from '../services/main.ts';
+import { lbaCommand } from '../servers/lba/main.ts';
+import { mdpCommand } from '../servers/mdp/main.ts';
+import { boardsCommand } from './boards.ts';
 
 // The one entry point of the `openbell` CLI: each folder's main.ts contributes its commands.
 const program = new Command('openbell')
   .description('Self-hosted market-data scanner pipeline with a replay lab.')
   .version(readVersion())
   .showHelpAfterError()
+  .addCommand(mdpCommand())
+  .addCommand(lbaCommand())
+  .addCommand(boardsCommand())
   .addCommand(servicesCommand());
 
 await program.parseAsync();

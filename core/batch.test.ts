@@ -54,7 +54,10 @@ describe('batch codec', () => {
     expect(decodeBatch(pack({ v: 1, id: 'x', events: [] }), counts).issues[0]!.reason).toBe(
       'batch_invalid',
     );
-    expect(counts).toMatchObject({ batch_not_msgpack: 1, batch_invalid: 3, batch_version: 1 });
+    expect(
+      decodeBatch(pack({ v: 1, id: 'a,b', receivedAtMs: 1, events: [] }), counts).batch,
+    ).toBeUndefined();
+    expect(counts).toMatchObject({ batch_not_msgpack: 1, batch_invalid: 4, batch_version: 1 });
   });
 
   it('drops a bad event inside a sound envelope and keeps the rest', () => {

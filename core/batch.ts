@@ -3,6 +3,9 @@ import type { DecodeCounts, DecodeIssue } from './decode.ts';
 import { parseMessage } from './decode.ts';
 import type { MarketEvent } from './events.ts';
 
+/** Batch ids: short, and free of the `,` that separates ids in the apply script. */
+const BATCH_ID = /^[A-Za-z0-9._-]{1,128}$/;
+
 /** Version of the batch layout; a consumer drops (and counts) batches of another version. */
 export const BATCH_VERSION = 1;
 
@@ -73,10 +76,10 @@ function decodeEnvelope(data: Uint8Array): DecodedBatch {
   if (
     batch.v !== BATCH_VERSION ||
     typeof batch.id !== 'string' ||
-    batch.id.length === 0 ||
+    !BATCH_ID.test(batch.id) ||
     !Array.isArray(batch.events)
   ) {
-    return { issues: [{ reason: 'batch_invalid', detail: 'batch lacks id or events' }] };
+    return { issues: [{ reason: 'batch_invalid', detail: 'batch lacks a valid id or events' }] };
   }
   if (typeof batch.receivedAtMs !== 'number' || !Number.isFinite(batch.receivedAtMs)) {
     return { issues: [{ reason: 'batch_invalid', detail: 'batch lacks receivedAtMs' }] };

@@ -11,14 +11,14 @@ describe('prepareBatch', () => {
       { ev: 'AM', sym: 'AAPL', s: OPEN, e: OPEN + 2000, av: 15, c: 3 },
     ]);
     expect(out.dates).toHaveLength(1);
-    expect(out.dates[0]!.aggregateArgs).toEqual([
+    expect(out.dates[0]!.aggregateRecords).toEqual([
       'AAPL',
-      String(OPEN + 2000),
-      '20',
-      '2',
-      String(OPEN + 1000),
-      '10',
-      '0.9',
+      OPEN + 2000,
+      20,
+      2,
+      OPEN + 1000,
+      10,
+      0.9,
     ]);
     expect(out.dates[0]!.aggregates).toBe(3);
   });
@@ -32,19 +32,21 @@ describe('prepareBatch', () => {
     const part = out.dates[0]!;
     const units = [notionalUnits(12.34, 100), notionalUnits(12.35, 0.5), notionalUnits(12.3, 10)];
     expect(units).toEqual([12_340_000, 61_750, 1_230_000]);
-    expect(part.tradeArgs).toEqual([
+    const [u0, u1, u2] = units as [number, number, number];
+    expect(part.tradeRecords).toEqual([
       'F',
-      '3',
-      String(units[0]! + units[1]! + units[2]!),
-      String(OPEN + 1),
-      '2',
-      String(OPEN + 5),
-      '2',
-      String(units[0]! + units[1]!),
-      String(OPEN + 1),
-      '1',
-      String(units[2]!),
+      3,
+      u0 + u1 + u2,
+      OPEN + 1,
+      2,
+      OPEN + 5,
+      2,
+      u0 + u1,
+      OPEN + 1,
+      1,
+      u2,
     ]);
+    expect(part.windowRecords).toEqual([OPEN + 5, `F|2|${u0 + u1}`, OPEN + 1, `F|1|${u2}`]);
     expect(part.maxTradeMs).toBe(OPEN + 5);
   });
 

@@ -9,13 +9,18 @@ export function notionalUnits(price: number, size: number): number {
   return Math.round(price * size * NOTIONAL_UNITS_PER_DOLLAR);
 }
 
-/** The records of one batch for one trading date, in the argument layout of `lua/apply.lua`. */
+/** The records of one group of batches for one trading date, in the layout `lua/apply.lua` reads. */
 export interface PreparedDate {
   date: string;
-  aggregateArgs: string[];
+  /** Per symbol: sym, e, av, c, then oe, oav, op of the newest bar carrying op (zeros without). */
+  aggregateRecords: (string | number)[];
   aggregateSymbols: number;
-  tradeArgs: string[];
+  /** Per symbol: sym, count, units, first t, entry count, then entries (t, count, units). */
+  tradeRecords: (string | number)[];
   tradeSymbols: number;
+  /** Per distinct trade time: the time, then its `sym|count|units` entries joined by `;`. */
+  windowRecords: (string | number)[];
+  windowTimes: number;
   /** Newest trade time of this part of the batch, epoch ms; `undefined` without trades. */
   maxTradeMs: number | undefined;
   aggregates: number;
@@ -47,6 +52,19 @@ interface DateParts {
   maxTradeMs: number | undefined;
   aggregates: number;
   tradeCount: number;
+}
+
+/** The trading date an event counts for: a bar's start (or end), a trade's time; else undefined. */
+export function dateOfEvent(
+  event: MarketEvent,
+  dateOf: (ms: number) => string = tradingDateOf,
+): string | undefined {
+  if (event.ev === 'T') return event.t === undefined ? undefined : dateOf(event.t);
+  if (event.ev === 'A' || event.ev === 'AM') {
+    const at = event.s ?? event.e;
+    return at === undefined ? undefined : dateOf(at);
+  }
+  return undefined;
 }
 
 const later = (e1: number, av1: number, e2: number, av2: number): boolean =>
@@ -134,30 +152,33 @@ function addTrade(trade: TradeEvent, partOf: (ms: number) => DateParts): boolean
 }
 
 function toArgs(date: string, part: DateParts): PreparedDate {
-  const aggregateArgs: string[] = [];
+  const aggregateRecords: (string | number)[] = [];
   for (const [sym, { best, open }] of part.bars) {
-    aggregateArgs.push(sym, String(best.e), String(best.av), String(best.c));
-    if (open === undefined) aggregateArgs.push('', '', '');
-    else aggregateArgs.push(String(open.e), String(open.av), String(open.op));
+    aggregateRecords.push(sym, best.e, best.av, best.c, open?.e ?? 0, open?.av ?? 0, open?.op ?? 0);
   }
-  const tradeArgs: string[] = [];
+  const tradeRecords: (string | number)[] = [];
+  const byTime = new Map<number, string[]>();
   for (const [sym, pick] of part.trades) {
-    tradeArgs.push(
-      sym,
-      String(pick.count),
-      String(pick.units),
-      String(pick.firstMs),
-      String(pick.byTime.size),
-    );
-    for (const [t, [count, units]] of pick.byTime)
-      tradeArgs.push(String(t), String(count), String(units));
+    tradeRecords.push(sym, pick.count, pick.units, pick.firstMs, pick.byTime.size);
+    for (const [t, [count, units]] of pick.byTime) {
+      tradeRecords.push(t, count, units);
+      const packed = `${sym}|${count}|${units}`;
+      const list = byTime.get(t);
+      if (list === undefined) byTime.set(t, [packed]);
+      else list.push(packed);
+    }
   }
+  // The window's expiry entries, one per trade time, packed here rather than in the script.
+  const windowRecords: (string | number)[] = [];
+  for (const [t, list] of byTime) windowRecords.push(t, list.join(';'));
   return {
     date,
-    aggregateArgs,
+    aggregateRecords,
     aggregateSymbols: part.bars.size,
-    tradeArgs,
+    tradeRecords,
     tradeSymbols: part.trades.size,
+    windowRecords,
+    windowTimes: byTime.size,
     maxTradeMs: part.maxTradeMs,
     aggregates: part.aggregates,
     trades: part.tradeCount,

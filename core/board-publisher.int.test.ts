@@ -34,7 +34,13 @@ describe('board publisher', () => {
       });
       const [first, second] = await Promise.all([a.tick(), b.tick()]);
       // The first round of a date announces every board, empty ones included.
-      expect([...first, ...second].sort()).toEqual(['gainers', 'gappers', 'momentum', 'trades', 'volume']);
+      expect([...first, ...second].sort()).toEqual([
+        'gainers',
+        'gappers',
+        'momentum',
+        'trades',
+        'volume',
+      ]);
       expect(a.stats.lockHeldElsewhere + b.stats.lockHeldElsewhere).toBe(1);
 
       await new Promise((r) => setTimeout(r, 350));

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
+import { pack } from 'msgpackr';
 import type { EventBatch } from './batch.ts';
-import { prepareBatch } from './board-prepare.ts';
+import { dateOfEvent, prepareBatch, type PreparedDate } from './board-prepare.ts';
 import type { BoardOptions } from './config.ts';
 import { BOARD_NAMES, type BoardName, type Names } from './names.ts';
 
@@ -23,9 +24,9 @@ export interface BoardsView {
 
 /** What applying one batch did. */
 export interface ApplyResult {
-  /** Parts (one per trading date) skipped because that batch id was applied before. */
+  /** Batches (per trading date they touch) skipped because their id was applied before. */
   duplicates: number;
-  /** Parts applied. */
+  /** Batches (per trading date they touch) applied. */
   applied: number;
   aggregates: number;
   trades: number;
@@ -48,6 +49,11 @@ export interface BoardStoreOptions {
 export interface BoardStore {
   /** Applies a batch exactly once per trading date (a redelivered batch id changes nothing). */
   applyBatch(batch: EventBatch): Promise<ApplyResult>;
+  /**
+   * Applies several batches in one script call per trading date, each exactly once: a hot symbol
+   * is then read and written once per group instead of once per batch.
+   */
+  applyBatches(batches: readonly EventBatch[]): Promise<ApplyResult>;
   /** Stores previous closes for `date` and ranks gappers for symbols that already trade. */
   setPrevCloses(date: string, closes: ReadonlyMap<string, number>): Promise<number>;
   /** Recomputes the momentum board at the current window end; returns its size. */
@@ -60,6 +66,8 @@ export interface BoardStore {
   missingPrevCloses(date: string): Promise<number>;
   /** Board version of `date`: bumped by every batch that changed a board. */
   version(date: string): Promise<number>;
+  /** Aggregates and trades of `date` applied so far, by every analyzer together (each once). */
+  applied(date: string): Promise<{ aggregates: number; trades: number }>;
 }
 
 const lua = (file: string): string => readFileSync(new URL(`lua/${file}`, import.meta.url), 'utf8');
@@ -71,7 +79,7 @@ const SET_LATEST =
   "local cur = redis.call('GET', KEYS[1]) if not cur or ARGV[1] > cur then redis.call('SET', KEYS[1], ARGV[1]) end return 1";
 
 type ScriptRedis = Redis & {
-  openbellApply(...args: string[]): Promise<[number, number]>;
+  openbellApply(...args: (string | Buffer)[]): Promise<[number, number | string[]]>;
   openbellRefresh(...args: string[]): Promise<number>;
   openbellPrevClose(...args: string[]): Promise<number>;
   openbellSetLatest(key: string, date: string): Promise<number>;
@@ -90,53 +98,111 @@ export function createBoardStore(options: BoardStoreOptions): BoardStore {
   }
   const latestSeen = { date: '' };
 
-  const applyBatch = async (batch: EventBatch): Promise<ApplyResult> => {
-    const prepared = prepareBatch(batch.events);
+  /** Runs the apply script for one date; returns the ids it refused as applied before. */
+  const applyPart = async (part: PreparedDate, ids: readonly string[]): Promise<string[]> => {
+    const d = part.date;
+    const [applied, detail] = await redis.openbellApply(
+      names.appliedBatches(d),
+      names.market(d),
+      names.windowTrades(d),
+      names.prevClose(d),
+      names.noPrevClose(d),
+      names.board(d, 'gappers'),
+      names.board(d, 'gainers'),
+      names.board(d, 'volume'),
+      names.board(d, 'trades'),
+      ids.join(','),
+      names.symbolPrefix(d),
+      String(board.windowMs),
+      retention,
+      String(part.aggregateSymbols),
+      String(part.tradeSymbols),
+      part.maxTradeMs === undefined ? '' : String(part.maxTradeMs),
+      String(part.aggregates),
+      String(part.trades),
+      String(part.windowTimes),
+      // Numbers travel as msgpack numbers: no string parsing or interning in the script.
+      pack([part.aggregateRecords, part.tradeRecords, part.windowRecords]),
+    );
+    return applied === 1 ? [] : (detail as string[]);
+  };
+
+  /** Applies the parts of `group` on `date`, dropping batches the script says were applied before. */
+  const applyDate = async (
+    date: string,
+    group: readonly EventBatch[],
+    result: ApplyResult,
+  ): Promise<void> => {
+    let batches = group;
+    for (;;) {
+      const part = prepareBatch(batches.flatMap((b) => b.events)).dates.find(
+        (p) => p.date === date,
+      );
+      if (part === undefined) return;
+      const refused = new Set(
+        await applyPart(
+          part,
+          batches.map((b) => b.id),
+        ),
+      );
+      if (refused.size === 0) {
+        result.applied += batches.length;
+        result.aggregates += part.aggregates;
+        result.trades += part.trades;
+        return;
+      }
+      result.duplicates += refused.size;
+      batches = batches.filter((b) => !refused.has(b.id));
+    }
+  };
+
+  const applyBatches = async (group: readonly EventBatch[]): Promise<ApplyResult> => {
+    const unique = [...new Map(group.map((b) => [b.id, b])).values()];
+    const prepared = prepareBatch(unique.flatMap((b) => b.events));
     const result: ApplyResult = {
-      duplicates: 0,
+      duplicates: group.length - unique.length,
       applied: 0,
       aggregates: 0,
       trades: 0,
       ignored: prepared.ignored,
-      dates: [],
+      dates: prepared.dates.map((p) => p.date),
     };
-    await Promise.all(
-      prepared.dates.map(async (part) => {
-        const d = part.date;
-        const [applied] = await redis.openbellApply(
-          names.appliedBatches(d),
-          names.market(d),
-          names.windowTrades(d),
-          names.prevClose(d),
-          names.noPrevClose(d),
-          names.board(d, 'gappers'),
-          names.board(d, 'gainers'),
-          names.board(d, 'volume'),
-          names.board(d, 'trades'),
-          batch.id,
-          names.symbolPrefix(d),
-          String(board.windowMs),
-          retention,
-          String(part.aggregateSymbols),
-          String(part.tradeSymbols),
-          part.maxTradeMs === undefined ? '' : String(part.maxTradeMs),
-          ...part.aggregateArgs,
-          ...part.tradeArgs,
+    if (prepared.dates.length === 1) {
+      // The common case: one date, one script call for the whole group.
+      const [part] = prepared.dates;
+      const refused = await applyPart(
+        part!,
+        unique.map((b) => b.id),
+      );
+      if (refused.length === 0) {
+        Object.assign(result, {
+          applied: unique.length,
+          aggregates: part!.aggregates,
+          trades: part!.trades,
+        });
+      } else {
+        result.duplicates += refused.length;
+        await applyDate(
+          part!.date,
+          unique.filter((b) => !refused.includes(b.id)),
+          result,
         );
-        result.dates.push(d);
-        if (applied === 0) {
-          result.duplicates++;
-          return;
-        }
-        result.applied++;
-        result.aggregates += part.aggregates;
-        result.trades += part.trades;
-        if (d > latestSeen.date) {
-          latestSeen.date = d;
-          await redis.openbellSetLatest(names.latestDate, d);
-        }
-      }),
-    );
+      }
+    } else {
+      for (const date of result.dates) {
+        await applyDate(
+          date,
+          unique.filter((b) => b.events.some((e) => dateOfEvent(e) === date)),
+          result,
+        );
+      }
+    }
+    for (const date of result.dates) {
+      if (date > latestSeen.date) {
+        latestSeen.date = date;
+        await redis.openbellSetLatest(names.latestDate, date);
+      }
+    }
     return result;
   };
 
@@ -209,12 +275,21 @@ export function createBoardStore(options: BoardStoreOptions): BoardStore {
   };
 
   return {
-    applyBatch,
+    applyBatch: (batch) => applyBatches([batch]),
+    applyBatches,
     setPrevCloses,
     refreshMomentum,
     readBoards,
     latestDate: async () => (await redis.get(names.latestDate)) ?? undefined,
     missingPrevCloses: (date) => redis.scard(names.noPrevClose(date)),
     version: async (date) => Number((await redis.hget(names.market(date), 'version')) ?? 0),
+    applied: async (date) => {
+      const [aggregates, trades] = await redis.hmget(
+        names.market(date),
+        'appliedAggregates',
+        'appliedTrades',
+      );
+      return { aggregates: Number(aggregates ?? 0), trades: Number(trades ?? 0) };
+    },
   };
 }

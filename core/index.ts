@@ -64,3 +64,48 @@ export type {
 export { computeBoards } from './board-oracle.ts';
 export { createBoardPublisher } from './board-publisher.ts';
 export type { BoardPublisher, BoardPublisherOptions, BoardUpdate } from './board-publisher.ts';
+export { ANALYZER_BINDINGS, createAnalyzer } from './analyzer.ts';
+export type { Analyzer, AnalyzerOptions, AnalyzerStats } from './analyzer.ts';
+export { createListener } from './listener.ts';
+export type { Listener, ListenerOptions, ListenerStats } from './listener.ts';
+export { createRateMeter } from './rate.ts';
+export type { RateMeter } from './rate.ts';
+export { nextBackoffMs } from './backoff.ts';
+export {
+  DEFAULT_TOPICS,
+  MASSIVE_CLIENT_DEFAULTS,
+  MASSIVE_STOCKS_URL,
+  createMassiveClient,
+} from './massive-client.ts';
+export type {
+  MassiveClient,
+  MassiveClientOptions,
+  MassiveClientState,
+  MassiveClientStats,
+} from './massive-client.ts';
+export { createBatchPublisher } from './publisher.ts';
+export type { BatchPublisher, BatchPublisherOptions, BatchPublisherStats } from './publisher.ts';
+export { createBatchConsumer } from './consumer.ts';
+export type {
+  BatchConsumer,
+  BatchConsumerOptions,
+  BatchConsumerStats,
+  DeliveryInfo,
+} from './consumer.ts';
+export {
+  EVENTS_HEADER,
+  assertEventExchange,
+  assertTopology,
+  connectRecovering,
+  deadLetterExchangeName,
+  readDeadLetter,
+} from './topology.ts';
+export type {
+  DeadLetter,
+  RecoveringConnection,
+  RecoveringConnectionOptions,
+  Topology,
+  TopologyOptions,
+} from './topology.ts';
+export { fetchPrevCloses, parsePrevCloses } from './prev-close.ts';
+export type { PrevCloseOptions, PrevCloses } from './prev-close.ts';

@@ -1,0 +1,277 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import {
+  DEFAULTS,
+  createBatchConsumer,
+  createBatchPublisher,
+  createBoardStore,
+  createNames,
+  decodeFrame,
+  encodeBatch,
+  tradingDateOf,
+  type EventBatch,
+} from '../core/index.ts';
+import type { ServiceUrls } from '../services/ensure.ts';
+import { createMassiveTestServer } from '../testing/massive-server.ts';
+import { deleteKeys, management } from '../testing/services-admin.ts';
+import type { Measurement } from './measure.ts';
+import { sampleWireEvents, toFrames } from './sample.ts';
+
+const BIN = fileURLToPath(new URL('../bin/openbell.mjs', import.meta.url));
+const log = pino({ level: 'silent' });
+
+/** Options of {@link benchPipeline}. */
+export interface PipelineBenchOptions {
+  urls: Required<Pick<ServiceUrls, 'redisUrl' | 'amqpUrl' | 'rabbitmqManagementUrl'>>;
+  /** Events sent through the pipeline. @default 600000 */
+  events?: number;
+  /** Events per batch, as the listener publishes them. @default 500 */
+  batchEvents?: number;
+}
+
+interface Sandbox {
+  namespace: string;
+  amqpUrl: string;
+  redisUrl: string;
+  cleanup(): Promise<void>;
+}
+
+/** A private vhost and key namespace for one measurement, deleted afterwards. */
+async function sandbox(urls: PipelineBenchOptions['urls']): Promise<Sandbox> {
+  const namespace = `bench-${randomBytes(4).toString('hex')}`;
+  await management(urls.rabbitmqManagementUrl, 'PUT', `/api/vhosts/${namespace}`, {});
+  const amqp = new URL(urls.amqpUrl);
+  const user = decodeURIComponent(amqp.username || 'guest');
+  await management(
+    urls.rabbitmqManagementUrl,
+    'PUT',
+    `/api/permissions/${namespace}/${encodeURIComponent(user)}`,
+    { configure: '.*', write: '.*', read: '.*' },
+  );
+  amqp.pathname = `/${namespace}`;
+  return {
+    namespace,
+    amqpUrl: amqp.toString(),
+    redisUrl: urls.redisUrl,
+    async cleanup() {
+      const redis = new Redis(urls.redisUrl);
+      await deleteKeys(redis, `${namespace}:*`);
+      redis.disconnect();
+      await management(urls.rabbitmqManagementUrl, 'DELETE', `/api/vhosts/${namespace}`);
+    },
+  };
+}
+
+/**
+ * The pipeline at full speed, next to the raw limits measured in the same run:
+ * - `broker.pass-through`: pre-encoded batches published (confirms) to a no-op consumer (acks);
+ * - `redis.apply`: the same batches applied to the boards straight from this process;
+ * - `pipeline.end-to-end`: wire JSON frames from a Massive-protocol server → `openbell mdp`
+ *   (listener, no analyzer) → RabbitMQ → one `openbell lba` → Redis, until every aggregate and
+ *   trade is applied. Quotes travel to the exchange but no analyzer consumes them.
+ */
+export async function benchPipeline(options: PipelineBenchOptions): Promise<Measurement[]> {
+  const count = options.events ?? 600_000;
+  const batchEvents = options.batchEvents ?? 500;
+  const frames = toFrames(sampleWireEvents(count, 5), 6);
+  const events = frames.flatMap((f) => decodeFrame(f).events);
+  const applicable = events.filter((e) => e.ev === 'T' || e.ev === 'A').length;
+  const batches: EventBatch[] = [];
+  for (let i = 0; i < events.length; i += batchEvents) {
+    batches.push({
+      v: 1,
+      id: `bench-${i}`,
+      receivedAtMs: Date.now(),
+      events: events.slice(i, i + batchEvents),
+    });
+  }
+  return [
+    await passThrough(options.urls, batches, count),
+    await redisApply(options.urls, batches, applicable),
+    await endToEnd(options.urls, frames, count, applicable),
+  ];
+}
+
+function result(
+  name: string,
+  items: number,
+  seconds: number,
+  extra: Record<string, unknown> = {},
+): Measurement {
+  const perSecond = Math.round(items / seconds);
+  return {
+    name,
+    items,
+    runs: 1,
+    perSecond,
+    medianPerSecond: perSecond,
+    nsPerItem: Math.round((seconds * 1e9) / items),
+    seconds: Math.round(seconds * 1000) / 1000,
+    ...extra,
+  };
+}
+
+async function passThrough(
+  urls: PipelineBenchOptions['urls'],
+  batches: EventBatch[],
+  events: number,
+): Promise<Measurement> {
+  const box = await sandbox(urls);
+  const names = createNames({ namespace: box.namespace });
+  const bodies = batches.map((b) => ({ body: encodeBatch(b), events: b.events.length }));
+  let acked = 0;
+  const consumer = createBatchConsumer({
+    url: box.amqpUrl,
+    names,
+    group: 'raw',
+    log,
+    prefetch: 64,
+    concurrency: 16,
+    topology: { queueTtlMs: 600_000, queueMaxLength: 1_000_000 },
+    handle: () => {
+      acked++;
+      return Promise.resolve();
+    },
+  });
+  const publisher = createBatchPublisher({ url: box.amqpUrl, names, log });
+  try {
+    await consumer.start();
+    await publisher.start();
+    const start = performance.now();
+    for (const { body, events: n } of bodies) {
+      while (!publisher.tryPublish('T', body, { 'x-openbell-events': n }))
+        await publisher.whenWritable();
+    }
+    while (acked < bodies.length) await new Promise((r) => setTimeout(r, 2));
+    return result('broker.pass-through', events, (performance.now() - start) / 1000, {
+      batches: bodies.length,
+    });
+  } finally {
+    await publisher.close();
+    await consumer.close();
+    await box.cleanup();
+  }
+}
+
+async function redisApply(
+  urls: PipelineBenchOptions['urls'],
+  batches: EventBatch[],
+  applicable: number,
+): Promise<Measurement> {
+  const box = await sandbox(urls);
+  const redis = new Redis(box.redisUrl);
+  const store = createBoardStore({
+    redis,
+    names: createNames({ namespace: box.namespace }),
+    board: DEFAULTS.board,
+  });
+  try {
+    const start = performance.now();
+    const groups: EventBatch[][] = [];
+    for (let i = 0; i < batches.length; i += 16) groups.push(batches.slice(i, i + 16));
+    const worker = async (): Promise<void> => {
+      for (let next = groups.shift(); next !== undefined; next = groups.shift())
+        await store.applyBatches(next);
+    };
+    await Promise.all(Array.from({ length: 2 }, worker));
+    return result('redis.apply', applicable, (performance.now() - start) / 1000, {
+      note: 'applied from this process in groups of 16 batches, 2 groups in flight',
+    });
+  } finally {
+    redis.disconnect();
+    await box.cleanup();
+  }
+}
+
+async function endToEnd(
+  urls: PipelineBenchOptions['urls'],
+  frames: string[],
+  events: number,
+  applicable: number,
+): Promise<Measurement> {
+  const box = await sandbox(urls);
+  const server = await createMassiveTestServer({ apiKey: 'bench' });
+  const env = {
+    ...process.env,
+    AMQP_URL: box.amqpUrl,
+    REDIS_URL: box.redisUrl,
+    OPENBELL_NAMESPACE: box.namespace,
+    LOG_LEVEL: 'warn',
+    OPENBELL_QUEUE_TTL_MS: '600000',
+  };
+  const children: ChildProcess[] = [];
+  const run = (args: string[]): ChildProcess => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    children.push(child);
+    return child;
+  };
+  const redis = new Redis(box.redisUrl);
+  const [first] = JSON.parse(frames[0]!) as { t: number }[];
+  const date = tradingDateOf(first!.t);
+  const store = createBoardStore({
+    redis,
+    names: createNames({ namespace: box.namespace }),
+    board: DEFAULTS.board,
+  });
+  try {
+    run(['lba']);
+    run([
+      'mdp',
+      '--massive-ws-url',
+      server.url,
+      '--massive-api-key',
+      'bench',
+      '--no-analyzer',
+      '--no-prev-close-fetch',
+      '--port',
+      '0',
+    ]);
+    await server.waitForSubscribers(1, 30_000);
+    await waitForConsumer(urls.rabbitmqManagementUrl, box.namespace);
+    const start = performance.now();
+    for (const frame of frames) server.send(frame);
+    let applied = 0;
+    const deadline = Date.now() + 300_000;
+    while (applied < applicable && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      const done = await store.applied(date);
+      applied = done.aggregates + done.trades;
+    }
+    const seconds = (performance.now() - start) / 1000;
+    if (applied < applicable)
+      throw new Error(`pipeline bench: ${applied} of ${applicable} events applied in 300 s`);
+    return result('pipeline.end-to-end', events, seconds, {
+      applied,
+      frames: frames.length,
+      note: 'Massive-protocol WS → mdp listener → RabbitMQ → 1 lba → Redis',
+    });
+  } finally {
+    for (const child of children) {
+      child.kill('SIGTERM');
+      if (child.exitCode === null) await once(child, 'exit');
+    }
+    redis.disconnect();
+    await server.close();
+    await box.cleanup();
+  }
+}
+
+async function waitForConsumer(managementUrl: string, vhost: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    const queues = (await management(managementUrl, 'GET', `/api/queues/${vhost}`)) as {
+      name: string;
+      consumers?: number;
+    }[];
+    if (queues.some((q) => q.name.endsWith('.analyzers') && (q.consumers ?? 0) > 0)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('pipeline bench: the lba did not start consuming within 30 s');
+}

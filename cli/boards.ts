@@ -1,0 +1,103 @@
+import { Command, Option } from 'commander';
+import { Redis } from 'ioredis';
+import {
+  BOARD_NAMES,
+  DEFAULTS,
+  assertDate,
+  createBoardStore,
+  createNames,
+  parseBoardOptions,
+  parseConnectionOptions,
+  tradingDateOf,
+  type BoardsView,
+} from '../core/index.ts';
+import { connectionOptions, integer } from './options.ts';
+
+interface BoardsFlags {
+  redisUrl: string;
+  amqpUrl: string;
+  namespace: string;
+  date?: string;
+  top: number;
+  json?: boolean;
+  windowMs: number;
+  momentumMinHistoryMs: number;
+}
+
+/** `openbell boards`: prints the live boards of a trading date from Redis. */
+export function boardsCommand(): Command {
+  const command = new Command('boards').description(
+    'Print the boards of a trading date (default: the newest with data).',
+  );
+  for (const option of connectionOptions()) command.addOption(option);
+  command
+    .addOption(new Option('--date <YYYY-MM-DD>', 'trading date (America/New_York)'))
+    .addOption(
+      new Option('--top <n>', 'rows per board (at most 500)')
+        .argParser(integer)
+        .default(DEFAULTS.board.top),
+    )
+    .addOption(new Option('--json', 'print {"date","boards":{…}} as JSON'))
+    .addOption(
+      new Option('--window-ms <ms>', 'sliding window of trades and momentum')
+        .env('OPENBELL_WINDOW_MS')
+        .argParser(integer)
+        .default(DEFAULTS.board.windowMs),
+    )
+    .addOption(
+      new Option('--momentum-min-history-ms <ms>', 'history a symbol needs for momentum')
+        .env('OPENBELL_MOMENTUM_MIN_HISTORY_MS')
+        .argParser(integer)
+        .default(DEFAULTS.board.momentumMinHistoryMs),
+    )
+    .action(async (flags: BoardsFlags) => {
+      const connection = parseConnectionOptions({
+        redisUrl: flags.redisUrl,
+        amqpUrl: flags.amqpUrl,
+        namespace: flags.namespace,
+      });
+      const board = parseBoardOptions({
+        top: flags.top,
+        windowMs: flags.windowMs,
+        momentumMinHistoryMs: flags.momentumMinHistoryMs,
+      });
+      if (flags.date !== undefined) assertDate(flags.date);
+      const redis = new Redis(connection.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+      try {
+        await redis.connect();
+        const store = createBoardStore({
+          redis,
+          names: createNames({ namespace: connection.namespace }),
+          board,
+        });
+        const date = flags.date ?? (await store.latestDate()) ?? tradingDateOf(Date.now());
+        // Momentum depends on the window end, so it is recomputed for an exact answer now.
+        await store.refreshMomentum(date);
+        const view = await store.readBoards(date, board.top);
+        process.stdout.write(
+          flags.json === true ? `${JSON.stringify(view)}\n` : formatBoards(view),
+        );
+      } finally {
+        redis.disconnect();
+      }
+    });
+  return command;
+}
+
+/** A plain-text rendering of the boards, one block per board. */
+export function formatBoards(view: BoardsView): string {
+  const lines = [`boards of ${view.date}`];
+  for (const name of BOARD_NAMES) {
+    lines.push('', `${name}:`);
+    const rows = view.boards[name];
+    if (rows.length === 0) lines.push('  (empty)');
+    rows.forEach((row, n) => {
+      const price = row.price === null ? '-' : row.price.toFixed(2);
+      const volume = row.volume === null ? '-' : String(row.volume);
+      lines.push(
+        `  ${String(n + 1).padStart(3)}. ${row.sym.padEnd(10)} ${row.score.toFixed(4).padStart(14)}  ${price.padStart(10)} ${volume.padStart(12)}`,
+      );
+    });
+  }
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,181 @@
+import * as hdr from 'hdr-histogram-js';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { decodeBatch } from './batch.ts';
+import { createBoardPublisher, type BoardPublisher } from './board-publisher.ts';
+import { createBoardStore, type BoardStore } from './board-store.ts';
+import type { BoardOptions } from './config.ts';
+import { createBatchConsumer, type BatchConsumer, type BatchConsumerOptions } from './consumer.ts';
+import { createDecodeCounts, type DecodeCounts } from './decode.ts';
+import { createGroupApplier } from './group-applier.ts';
+import type { Names } from './names.ts';
+import type { TopologyOptions } from './topology.ts';
+
+/** Routing keys the analyzers consume: the event types the boards are computed from. */
+export const ANALYZER_BINDINGS: readonly string[] = ['A', 'AM', 'T'];
+
+/** Options of {@link createAnalyzer}. */
+export interface AnalyzerOptions {
+  amqpUrl: string;
+  /** A connected ioredis client the analyzer uses (and does not close). */
+  redis: Redis;
+  names: Names;
+  log: Logger;
+  /** Consumer group; analyzers of one group share one queue. @default 'analyzers' */
+  group?: string;
+  topology: Omit<TopologyOptions, 'bindings'>;
+  board: BoardOptions;
+  /** @default 64 */
+  prefetch?: number;
+  /** Batches held at once; those that arrive together are applied as one group. @default 32 */
+  concurrency?: number;
+  /** A group is applied as soon as it holds this many events. @default 8000 */
+  groupMaxEvents?: number;
+  /** Consumer tuning passed through (retry and reconnect delays, close timeout). */
+  consumer?: Pick<
+    BatchConsumerOptions,
+    'retryInitialMs' | 'retryMaxMs' | 'reconnectInitialMs' | 'reconnectMaxMs' | 'closeTimeoutMs'
+  >;
+}
+
+/** Counters of an {@link Analyzer}. */
+export interface AnalyzerStats {
+  /** Script calls: each applies the batches that arrived together. */
+  groups: number;
+  batches: number;
+  events: number;
+  aggregates: number;
+  trades: number;
+  /** Batch parts skipped as already applied (redeliveries). */
+  duplicates: number;
+  /** Events that cannot move a board (incomplete bars and trades, other types). */
+  ignored: number;
+  /** Batches or events dropped as malformed. */
+  dropped: number;
+  /** Failed applies (Redis unavailable), retried. */
+  applyErrors: number;
+}
+
+/** A stateless analyzer: consumes event batches, applies them to the boards in Redis, publishes updates. */
+export interface Analyzer {
+  start(): Promise<void>;
+  close(): Promise<void>;
+  readonly stats: Readonly<AnalyzerStats>;
+  readonly decodeCounts: Readonly<DecodeCounts>;
+  readonly consumer: BatchConsumer;
+  readonly store: BoardStore;
+  readonly publisher: BoardPublisher;
+  /** End-to-end lag (listener receive → board applied) percentiles in ms, since start. */
+  lagMs(): { p50: number; p99: number; max: number; count: number };
+  /** The newest trading date this analyzer applied. */
+  readonly latestDate: string | undefined;
+}
+
+/** Creates an analyzer; nothing connects before `start()`. */
+export function createAnalyzer(options: AnalyzerOptions): Analyzer {
+  const { names, log, redis } = options;
+  const store = createBoardStore({ redis, names, board: options.board });
+  const stats: AnalyzerStats = {
+    groups: 0,
+    batches: 0,
+    events: 0,
+    aggregates: 0,
+    trades: 0,
+    duplicates: 0,
+    ignored: 0,
+    dropped: 0,
+    applyErrors: 0,
+  };
+  const decodeCounts = createDecodeCounts();
+  const lag = hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 3_600_000,
+    numberOfSignificantValueDigits: 3,
+  });
+  let latestDate: string | undefined;
+
+  const applier = createGroupApplier({
+    store,
+    ...(options.groupMaxEvents === undefined ? {} : { groupMaxEvents: options.groupMaxEvents }),
+    onApplied(result, batches) {
+      const now = performance.timeOrigin + performance.now();
+      stats.groups++;
+      stats.batches += batches.length;
+      stats.aggregates += result.aggregates;
+      stats.trades += result.trades;
+      stats.duplicates += result.duplicates;
+      stats.ignored += result.ignored;
+      for (const batch of batches) {
+        stats.events += batch.events.length;
+        lag.recordValue(Math.min(3_600_000, Math.max(1, Math.ceil(now - batch.receivedAtMs))));
+      }
+      for (const date of result.dates)
+        if (latestDate === undefined || date > latestDate) latestDate = date;
+    },
+  });
+
+  const handle = async (body: Buffer): Promise<void> => {
+    const { batch, issues } = decodeBatch(body, decodeCounts);
+    stats.dropped += issues.length;
+    if (batch === undefined) return;
+    try {
+      await applier.apply(batch);
+    } catch (error) {
+      stats.applyErrors++;
+      throw error;
+    }
+  };
+
+  const consumer = createBatchConsumer({
+    url: options.amqpUrl,
+    names,
+    group: options.group ?? 'analyzers',
+    topology: { ...options.topology, bindings: ANALYZER_BINDINGS },
+    log,
+    prefetch: options.prefetch ?? 64,
+    concurrency: options.concurrency ?? 32,
+    ...options.consumer,
+    handle,
+    onDeadLetter: (reason, events, batches) =>
+      log.warn({ reason, events, batches }, 'batches dead-lettered by the broker'),
+  });
+  const publisher = createBoardPublisher({
+    redis,
+    store,
+    names,
+    log,
+    date: () => latestDate,
+    intervalMs: options.board.publishIntervalMs,
+    top: options.board.top,
+  });
+  let started: Promise<void> | undefined;
+  let closed: Promise<void> | undefined;
+
+  return {
+    start: () =>
+      (started ??= (async () => {
+        await consumer.start();
+        publisher.start();
+      })()),
+    close: () =>
+      (closed ??= (async () => {
+        await consumer.close();
+        await publisher.tick();
+        await publisher.close();
+      })()),
+    stats,
+    decodeCounts,
+    consumer,
+    store,
+    publisher,
+    lagMs: () => ({
+      p50: lag.totalCount === 0 ? 0 : lag.getValueAtPercentile(50),
+      p99: lag.totalCount === 0 ? 0 : lag.getValueAtPercentile(99),
+      max: lag.totalCount === 0 ? 0 : lag.maxValue,
+      count: lag.totalCount,
+    }),
+    get latestDate() {
+      return latestDate;
+    },
+  };
+}

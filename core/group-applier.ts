@@ -1,0 +1,81 @@
+import type { EventBatch } from './batch.ts';
+import type { ApplyResult, BoardStore } from './board-store.ts';
+
+/** Options of {@link createGroupApplier}. */
+export interface GroupApplierOptions {
+  store: Pick<BoardStore, 'applyBatches'>;
+  /** A group is applied as soon as it holds this many events. @default 8000 */
+  groupMaxEvents?: number;
+  /** Groups applied at once: one executes in Redis while the next one fills. @default 2 */
+  groupsInFlight?: number;
+  /** Called once per applied group. */
+  onApplied?(result: ApplyResult, batches: readonly EventBatch[]): void;
+}
+
+/** Collects the batches handlers hand in during one turn of the event loop and applies them together. */
+export interface GroupApplier {
+  /** Resolves once `batch` is applied (with its group); rejects when its group failed. */
+  apply(batch: EventBatch): Promise<void>;
+}
+
+interface Pending {
+  batch: EventBatch;
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * Group commit for analyzers: the batches that arrive together (a consumer delivers up to its
+ * concurrency at once) go to Redis in one script call, so a symbol hot across many batches is
+ * read and written once per group. What waits is bounded by the consumer's concurrency.
+ */
+export function createGroupApplier(options: GroupApplierOptions): GroupApplier {
+  const groupMaxEvents = options.groupMaxEvents ?? 8000;
+  const groupsInFlight = options.groupsInFlight ?? 2;
+  let pending: Pending[] = [];
+  let pendingEvents = 0;
+  let scheduled = false;
+  let inFlight = 0;
+
+  const flush = (): void => {
+    scheduled = false;
+    if (pending.length === 0 || inFlight >= groupsInFlight) return;
+    const group = pending;
+    pending = [];
+    pendingEvents = 0;
+    inFlight++;
+    const batches = group.map((p) => p.batch);
+    options.store
+      .applyBatches(batches)
+      .then(
+        (result) => {
+          options.onApplied?.(result, batches);
+          for (const p of group) p.resolve();
+        },
+        (error: unknown) => {
+          for (const p of group) p.reject(error);
+        },
+      )
+      .finally(() => {
+        inFlight--;
+        if (pending.length > 0) schedule();
+      });
+  };
+
+  const schedule = (): void => {
+    if (scheduled) return;
+    scheduled = true;
+    setImmediate(flush);
+  };
+
+  return {
+    apply(batch) {
+      return new Promise<void>((resolve, reject) => {
+        pending.push({ batch, resolve, reject });
+        pendingEvents += batch.events.length;
+        if (pendingEvents >= groupMaxEvents) flush();
+        else schedule();
+      });
+    },
+  };
+}

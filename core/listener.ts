@@ -1,0 +1,180 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { encodeBatch } from './batch.ts';
+import type { EventType, MarketEvent } from './events.ts';
+import type { BatchPublisher } from './publisher.ts';
+import { EVENTS_HEADER } from './topology.ts';
+
+/** Options of {@link createListener}. */
+export interface ListenerOptions {
+  publisher: BatchPublisher;
+  log: Logger;
+  /** Events per batch. @default 500 */
+  batchMaxEvents?: number;
+  /** Longest an event waits for its batch to fill. @default 10 */
+  batchMaxDelayMs?: number;
+  /** Events held while the broker is slow; past it the oldest batches are dropped and counted. @default 1000000 */
+  bufferMaxEvents?: number;
+}
+
+/** Counters of a {@link Listener}. */
+export interface ListenerStats {
+  /** Events received, by type. */
+  events: Partial<Record<EventType, number>>;
+  batches: number;
+  /** Events dropped because the buffer was full (oldest first). */
+  droppedEvents: number;
+  droppedBatches: number;
+  /** Events waiting in the buffer now. */
+  bufferedEvents: number;
+}
+
+/**
+ * The listener's half that never waits for the broker: events are batched per type, sealed
+ * batches wait in a bounded FIFO, and a single drain loop hands them to the publisher as fast as
+ * its confirms allow. When the FIFO is full the oldest batch is dropped and counted.
+ */
+export interface Listener {
+  /** Takes the events of one frame; never blocks and never throws. */
+  push(events: readonly MarketEvent[], receivedAtMs: number): void;
+  readonly stats: Readonly<ListenerStats>;
+  /** Seals open batches and publishes what is buffered (bounded by the publisher's close). */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+interface OpenBatch {
+  events: MarketEvent[];
+  receivedAtMs: number;
+}
+
+interface SealedBatch extends OpenBatch {
+  type: EventType;
+}
+
+/** Creates a listener publishing through `publisher` (which the caller starts and closes). */
+export function createListener(options: ListenerOptions): Listener {
+  const batchMaxEvents = options.batchMaxEvents ?? 500;
+  const batchMaxDelayMs = options.batchMaxDelayMs ?? 10;
+  const bufferMaxEvents = options.bufferMaxEvents ?? 1_000_000;
+  const { publisher, log } = options;
+  // Batch ids are unique across processes and restarts: analyzers dedupe redeliveries by them.
+  const source = randomBytes(6).toString('hex');
+  let sequence = 0;
+  const stats: ListenerStats = {
+    events: {},
+    batches: 0,
+    droppedEvents: 0,
+    droppedBatches: 0,
+    bufferedEvents: 0,
+  };
+  const open = new Map<EventType, OpenBatch>();
+  const ready: SealedBatch[] = [];
+  let readyHead = 0;
+  let timer: NodeJS.Timeout | undefined;
+  let draining: Promise<void> | undefined;
+  let closed = false;
+  let lastDropLogMs = 0;
+
+  const seal = (type: EventType, batch: OpenBatch): void => {
+    open.delete(type);
+    ready.push({ type, ...batch });
+    while (stats.bufferedEvents > bufferMaxEvents && readyHead < ready.length) dropOldest();
+  };
+
+  // The FIFO is an array with a moving head; compacting now and then keeps it bounded.
+  const advance = (): void => {
+    ready[readyHead++] = undefined as unknown as SealedBatch;
+    if (readyHead === ready.length) {
+      ready.length = 0;
+      readyHead = 0;
+    } else if (readyHead >= 1024 && readyHead * 2 >= ready.length) {
+      ready.splice(0, readyHead);
+      readyHead = 0;
+    }
+  };
+
+  const dropOldest = (): void => {
+    const oldest = ready[readyHead]!;
+    advance();
+    stats.bufferedEvents -= oldest.events.length;
+    stats.droppedEvents += oldest.events.length;
+    stats.droppedBatches++;
+    if (Date.now() - lastDropLogMs > 10_000) {
+      lastDropLogMs = Date.now();
+      log.warn(
+        { droppedEvents: stats.droppedEvents, bufferMaxEvents },
+        'listener buffer full: dropping the oldest batches',
+      );
+    }
+  };
+
+  const sealAll = (): void => {
+    timer = undefined;
+    for (const [type, batch] of [...open]) seal(type, batch);
+    kick();
+  };
+
+  const publishReady = (): boolean => {
+    while (readyHead < ready.length) {
+      const next = ready[readyHead]!;
+      const body = encodeBatch({
+        v: 1,
+        id: `${source}-${++sequence}`,
+        receivedAtMs: next.receivedAtMs,
+        events: next.events,
+      });
+      if (!publisher.tryPublish(next.type, body, { [EVENTS_HEADER]: next.events.length })) {
+        sequence--;
+        return false;
+      }
+      advance();
+      stats.bufferedEvents -= next.events.length;
+      stats.batches++;
+    }
+    return true;
+  };
+
+  const drain = async (): Promise<void> => {
+    while (!publishReady() && !closed) {
+      try {
+        await publisher.whenWritable();
+      } catch {
+        // The publisher is closing: what is still buffered stays counted in bufferedEvents.
+        return;
+      }
+    }
+  };
+
+  const kick = (): void => {
+    draining ??= drain().finally(() => {
+      draining = undefined;
+      if (readyHead < ready.length && !closed) kick();
+    });
+  };
+
+  return {
+    push(events, receivedAtMs) {
+      for (const event of events) {
+        stats.events[event.ev] = (stats.events[event.ev] ?? 0) + 1;
+        let batch = open.get(event.ev);
+        if (batch === undefined) open.set(event.ev, (batch = { events: [], receivedAtMs }));
+        batch.events.push(event);
+        stats.bufferedEvents++;
+        if (batch.events.length >= batchMaxEvents) seal(event.ev, batch);
+      }
+      if (open.size > 0) timer ??= setTimeout(sealAll, batchMaxDelayMs);
+      kick();
+    },
+    stats,
+    async flush() {
+      if (timer !== undefined) clearTimeout(timer);
+      sealAll();
+      while (draining !== undefined) await draining;
+    },
+    async close() {
+      await this.flush();
+      closed = true;
+    },
+  };
+}

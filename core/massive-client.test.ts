@@ -1,0 +1,317 @@
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket, WebSocketServer } from 'ws';
+import {
+  createMassiveTestServer,
+  type MassiveTestServer,
+  type MassiveTestServerOptions,
+} from '../testing/massive-server.ts';
+import { nextBackoffMs } from './backoff.ts';
+import { createDecodeCounts } from './decode.ts';
+import { ConfigError } from './errors.ts';
+import type { MarketEvent, StatusMessage } from './events.ts';
+import {
+  createMassiveClient,
+  type MassiveClient,
+  type MassiveClientOptions,
+  type MassiveClientState,
+} from './massive-client.ts';
+
+const KEY = 'k3y-SECRET-5f2a9c';
+
+interface Harness {
+  server: MassiveTestServer;
+  client: MassiveClient;
+  frames: { events: MarketEvent[]; receivedAtMs: number; bytes: number }[];
+  statuses: StatusMessage[];
+  states: { state: MassiveClientState; detail?: string; atMs: number }[];
+}
+
+let logLines: string[] = [];
+const cleanups: (() => Promise<void>)[] = [];
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  // Every test doubles as a leak check: the key must never reach a log line.
+  expect(logLines.join('\n')).not.toContain(KEY);
+  logLines = [];
+});
+
+function testLog() {
+  return pino({ level: 'debug' }, { write: (line: string) => void logLines.push(line) });
+}
+
+async function setUp(
+  serverOptions: MassiveTestServerOptions = {},
+  clientOptions: Partial<MassiveClientOptions> = {},
+): Promise<Harness> {
+  const server = await createMassiveTestServer({ apiKey: KEY, ...serverOptions });
+  cleanups.push(() => server.close());
+  const frames: Harness['frames'] = [];
+  const statuses: StatusMessage[] = [];
+  const states: Harness['states'] = [];
+  const client = createMassiveClient({
+    url: server.url,
+    apiKey: KEY,
+    log: testLog(),
+    onEvents: (events, receivedAtMs, bytes) => frames.push({ events, receivedAtMs, bytes }),
+    onStatus: (status) => statuses.push(status),
+    backoffInitialMs: 20,
+    backoffMaxMs: 50,
+    ...clientOptions,
+  });
+  cleanups.push(() => client.close());
+  client.onStateChange((state, detail) => states.push({ state, detail, atMs: performance.now() }));
+  client.start();
+  return { server, client, frames, statuses, states };
+}
+
+/** Resolves once `wanted` is the current state or was entered since the call (states may be brief). */
+function waitForState(h: Harness, wanted: MassiveClientState, timeoutMs = 3000) {
+  const from = h.states.length;
+  const seen = () => h.states.slice(from).some((s) => s.state === wanted);
+  return waitUntil(() => h.client.state === wanted || seen(), timeoutMs, `state ${wanted}`);
+}
+
+async function waitUntil(ready: () => boolean, timeoutMs = 3000, what = 'condition') {
+  const deadline = performance.now() + timeoutMs;
+  while (!ready()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const aggregate = (sym: string) => ({ ev: 'A', sym, c: 10, av: 1000, s: 1.7e12, e: 1.7e12 + 1000 });
+
+describe('nextBackoffMs', () => {
+  it('spreads the delay over [0, initial × 2^attempt) and caps it at the maximum', () => {
+    expect(nextBackoffMs(0, 500, 30_000, () => 0)).toBe(0);
+    expect(nextBackoffMs(0, 500, 30_000, () => 0.5)).toBe(250);
+    expect(nextBackoffMs(3, 500, 30_000, () => 0.999_999)).toBe(3999);
+    expect(nextBackoffMs(10, 500, 30_000, () => 0.5)).toBe(15_000);
+    expect(nextBackoffMs(1e6, 500, 30_000, () => 0.5)).toBe(15_000);
+  });
+
+  it('returns integers within bounds for random draws', () => {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const delay = nextBackoffMs(attempt, 100, 5000);
+      expect(Number.isInteger(delay)).toBe(true);
+      expect(delay).toBeGreaterThanOrEqual(0);
+      expect(delay).toBeLessThan(Math.min(5000, 100 * 2 ** attempt));
+    }
+  });
+});
+
+describe('createMassiveClient', () => {
+  it('rejects invalid options naming the field, without echoing the key', () => {
+    const base = { url: 'wss://socket.massive.com/stocks', apiKey: KEY, log: testLog() };
+    const onEvents = () => undefined;
+    expect(() => createMassiveClient({ ...base, onEvents, apiKey: '' })).toThrow(/apiKey/);
+    expect(() => createMassiveClient({ ...base, onEvents, url: KEY })).toThrow(ConfigError);
+    expect(() => createMassiveClient({ ...base, onEvents, url: KEY })).not.toThrow(KEY);
+    expect(() => createMassiveClient({ ...base, onEvents, topics: ['A*'] })).toThrow(/topics/);
+    expect(() => createMassiveClient({ ...base, onEvents, backoffMaxMs: 1 })).toThrow(/backoffMax/);
+  });
+
+  it('authenticates, subscribes and streams', async () => {
+    const h = await setUp();
+    await waitForState(h, 'streaming');
+    expect(h.states.map((s) => s.state)).toEqual([
+      'connecting',
+      'authenticating',
+      'subscribing',
+      'streaming',
+    ]);
+    expect(h.client.stats).toMatchObject({ connects: 1, reconnects: 0, unackedTopics: [] });
+    expect(h.client.stats.statuses).toMatchObject({ connected: 1, auth_success: 1, success: 2 });
+    expect(h.server.clients).toBe(1);
+  });
+
+  it('delivers the events and statuses of one mixed frame', async () => {
+    const h = await setUp();
+    await h.server.waitForSubscribers();
+    const frame: unknown[] = [
+      aggregate('AAPL'),
+      { ev: 'status', status: 'info', message: 'hi' },
+      { ev: 'T', sym: 'MSFT', p: 1.5, s: 100, t: 1.7e12 },
+    ];
+    const before = performance.timeOrigin + performance.now();
+    h.server.send(frame);
+    await waitUntil(() => h.frames.length === 1);
+    const [received] = h.frames;
+    expect(received!.events.map((e) => [e.ev, e.sym])).toEqual([
+      ['A', 'AAPL'],
+      ['T', 'MSFT'],
+    ]);
+    expect(received!.bytes).toBe(Buffer.byteLength(JSON.stringify(frame)));
+    expect(received!.receivedAtMs).toBeGreaterThanOrEqual(before);
+    expect(received!.receivedAtMs).toBeLessThan(before + 1000);
+    expect(h.statuses.at(-1)).toEqual({ ev: 'status', status: 'info', message: 'hi' });
+    expect(h.client.stats).toMatchObject({ frames: 4, events: 2, statuses: { other: 1 } });
+  });
+
+  it('counts malformed frames and keeps streaming', async () => {
+    const decodeCounts = createDecodeCounts();
+    const h = await setUp({}, { decodeCounts });
+    await h.server.waitForSubscribers();
+    h.server.send('{"ev":"A"');
+    h.server.send('{"ev":"A","sym":"X"}');
+    h.server.send([aggregate('OK'), { ev: 'A' }, 42]);
+    await waitUntil(() => h.frames.length === 1);
+    expect(decodeCounts).toMatchObject({
+      invalid_json: 1,
+      frame_not_array: 1,
+      missing_symbol: 1,
+      event_not_object: 1,
+    });
+    expect(h.frames[0]!.events.map((e) => e.sym)).toEqual(['OK']);
+    expect(h.client.stats.decodeIssues).toBe(4);
+    expect(h.client.state).toBe('streaming');
+  });
+
+  it('reconnects with backoff after an abrupt drop', async () => {
+    const h = await setUp();
+    await waitForState(h, 'streaming');
+    h.server.dropConnections();
+    await waitForState(h, 'backoff');
+    expect(h.states.find((s) => s.state === 'backoff')?.detail).toMatch(/1006/);
+    await waitForState(h, 'streaming');
+    expect(h.client.stats).toMatchObject({ connects: 2, reconnects: 1 });
+    expect(h.server.connections).toBe(2);
+  });
+
+  it('reconnects with backoff after slow_consumer', async () => {
+    const h = await setUp();
+    await waitForState(h, 'streaming');
+    h.server.sendStatus('slow_consumer', 'too slow', true);
+    await waitForState(h, 'backoff');
+    await waitForState(h, 'streaming');
+    expect(h.client.stats.statuses).toMatchObject({ slow_consumer: 1 });
+    expect(h.server.connections).toBe(2);
+  });
+
+  it('stops for good on auth_failed without leaking the key', async () => {
+    const h = await setUp({ apiKey: 'another-key' });
+    await waitForState(h, 'failed');
+    expect(h.client.error?.message).toMatch(/authentication failed/);
+    expect(h.client.error?.message).not.toContain(KEY);
+    expect(h.states.at(-1)?.detail).not.toContain(KEY);
+    await sleep(200); // Four times the largest backoff: any retry would have connected by now.
+    expect(h.server.connections).toBe(1);
+    expect(h.client.state).toBe('failed');
+    expect(logLines.some((l) => l.includes('massive client failed'))).toBe(true);
+  });
+
+  it('cools down after max_connections before reconnecting', async () => {
+    const h = await setUp({}, { maxConnectionsCooldownMs: 300, backoffMaxMs: 20 });
+    await waitForState(h, 'streaming');
+    const rival = new WebSocket(h.server.url);
+    rival.on('open', () => rival.send(JSON.stringify({ action: 'auth', params: KEY })));
+    await waitForState(h, 'cooldown');
+    expect(h.client.stats.statuses).toMatchObject({ max_connections: 1 });
+    await sleep(250);
+    expect(h.server.connections).toBe(2); // The client and its rival; no retry yet.
+    rival.close();
+    await waitForState(h, 'streaming');
+    const cooldownAt = h.states.find((s) => s.state === 'cooldown')!.atMs;
+    const reconnectAt = h.states.findLast((s) => s.state === 'connecting')!.atMs;
+    expect(reconnectAt - cooldownAt).toBeGreaterThanOrEqual(290);
+    expect(h.server.connections).toBe(3);
+  });
+
+  it('logs a refused topic and keeps streaming', async () => {
+    const h = await setUp({ entitled: (topic) => topic !== 'T.*' });
+    await waitForState(h, 'streaming');
+    expect(h.client.stats).toMatchObject({ rejectedTopics: ['T.*'], unackedTopics: [] });
+    expect(logLines.some((l) => l.includes('subscription refused') && l.includes('T.*'))).toBe(
+      true,
+    );
+    h.server.send([aggregate('AAPL')]);
+    await waitUntil(() => h.frames.length === 1);
+  });
+
+  it('streams without waiting for acks that never come, and logs the missing ones', async () => {
+    const answered = (topic: string) => !topic.startsWith('XX.');
+    const h = await setUp({ answered }, { topics: ['A.*', 'XX.*'], subscribeAckTimeoutMs: 100 });
+    await waitForState(h, 'streaming');
+    expect(h.client.stats.unackedTopics).toEqual(['XX.*']);
+    expect(logLines.some((l) => l.includes('unacknowledged') && l.includes('XX.*'))).toBe(true);
+  });
+
+  it('streams as soon as events arrive, even with acks outstanding', async () => {
+    const answered = (topic: string) => !topic.startsWith('XX.');
+    const options = { topics: ['A.*', 'XX.*'], subscribeAckTimeoutMs: 20_000 };
+    const h = await setUp({ answered }, options);
+    await h.server.waitForSubscribers();
+    h.server.send([aggregate('AAPL')]);
+    await waitForState(h, 'streaming', 1000);
+    expect(h.frames).toHaveLength(1);
+  });
+
+  it('reconnects when no auth_success arrives in time', async () => {
+    const silent = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    cleanups.push(() => new Promise((resolve) => silent.close(() => resolve())));
+    let accepted = 0;
+    silent.on('connection', (ws) => {
+      accepted++;
+      cleanups.push(() => Promise.resolve(ws.terminate()));
+    });
+    await new Promise((resolve) => silent.once('listening', resolve));
+    const { port } = silent.address() as { port: number };
+    const h = await setUp({}, { url: `ws://127.0.0.1:${port}`, authTimeoutMs: 100 });
+    await waitUntil(() => accepted >= 2);
+    expect(h.states.map((s) => s.state)).toContain('backoff');
+    expect(logLines.some((l) => l.includes('no auth_success in time'))).toBe(true);
+  });
+
+  it('terminates a connection whose peer stops answering pings', async () => {
+    const mute = new WebSocketServer({ host: '127.0.0.1', port: 0, autoPong: false });
+    cleanups.push(() => new Promise((resolve) => mute.close(() => resolve())));
+    let accepted = 0;
+    mute.on('connection', (ws) => {
+      accepted++;
+      cleanups.push(() => Promise.resolve(ws.terminate()));
+      ws.on('message', (data) => {
+        const { action } = JSON.parse((data as Buffer).toString()) as { action: string };
+        if (action === 'auth') ws.send(JSON.stringify([{ ev: 'status', status: 'auth_success' }]));
+      });
+    });
+    await new Promise((resolve) => mute.once('listening', resolve));
+    const { port } = mute.address() as { port: number };
+    const url = `ws://127.0.0.1:${port}`;
+    const h = await setUp({}, { url, pingIntervalMs: 50, subscribeAckTimeoutMs: 20 });
+    await waitUntil(() => accepted >= 2);
+    expect(h.states.map((s) => s.state)).toContain('streaming');
+    expect(logLines.some((l) => l.includes('keepalive timeout'))).toBe(true);
+  });
+
+  it('close() is idempotent, stops reconnecting and leaves no timer behind', async () => {
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = timers();
+    const h = await setUp(
+      {},
+      { backoffInitialMs: 60_000, backoffMaxMs: 60_000, random: () => 0.9 },
+    );
+    await waitForState(h, 'streaming');
+    h.server.dropConnections();
+    await waitForState(h, 'backoff');
+    expect(timers()).toBeGreaterThan(before);
+    const closing = h.client.close();
+    expect(h.client.close()).toBe(closing);
+    await closing;
+    expect(h.client.state).toBe('closed');
+    expect(timers()).toBe(before);
+    h.client.start();
+    expect(h.client.state).toBe('closed');
+  });
+
+  it('close() while streaming closes the socket on both ends', async () => {
+    const h = await setUp();
+    await waitForState(h, 'streaming');
+    await h.client.close();
+    await waitUntil(() => h.server.clients === 0, 1000);
+    expect(h.client.state).toBe('closed');
+    expect(h.states.at(-1)?.state).toBe('closed');
+  });
+});

@@ -1,0 +1,300 @@
+import type { ChannelModel, ConfirmChannel } from 'amqplib';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { ServiceError } from './errors.ts';
+import type { Names } from './names.ts';
+import { assertEventExchange, connectRecovering, type RecoveringConnection } from './topology.ts';
+
+/** Options of {@link createBatchPublisher}. */
+export interface BatchPublisherOptions {
+  /** AMQP URL of the broker, vhost included. */
+  url: string;
+  names: Names;
+  log: Logger;
+  /**
+   * Published messages the broker has not confirmed yet; at this many, tryPublish refuses.
+   * @default 256
+   */
+  maxInFlight?: number;
+  /** First reconnect delay; it doubles, with jitter, after each failed attempt. @default 100 */
+  reconnectInitialMs?: number;
+  /** Longest reconnect delay. @default 5000 */
+  reconnectMaxMs?: number;
+  /** Longest {@link BatchPublisher.close} waits for outstanding confirms. @default 5000 */
+  closeTimeoutMs?: number;
+}
+
+/** Live counters of a {@link BatchPublisher}; a message ends confirmed, nacked or lost. */
+export interface BatchPublisherStats {
+  /** Messages handed to the broker. */
+  published: number;
+  /** Messages the broker confirmed. */
+  confirmed: number;
+  /** Messages the broker refused (nack): lost, counted. */
+  nacked: number;
+  /** Messages whose channel closed before their confirm: they may or may not have been routed. */
+  lost: number;
+  /** Messages awaiting a confirm. */
+  inFlight: number;
+  /** Connections re-established after a loss. */
+  reconnects: number;
+  connected: boolean;
+}
+
+/**
+ * Publishes already-encoded event batches to the events exchange over a confirm channel. It never
+ * buffers: when it cannot take a batch it says so, and the caller keeps the batch in its own
+ * bounded buffer. On connection loss it reconnects with jittered backoff; messages unconfirmed at
+ * that moment are counted as `lost` (the broker may or may not have routed them).
+ */
+export interface BatchPublisher {
+  /**
+   * Connects (retrying with backoff until {@link BatchPublisher.close}) and asserts the exchange;
+   * rejects with a ConfigError when the exchange exists with another type, or a ServiceError when
+   * closed first. Idempotent.
+   */
+  start(): Promise<void>;
+  /**
+   * Publishes one batch (routing key = event type; the caller sets the `x-openbell-events`
+   * header, `EVENTS_HEADER`, to its event count). Returns false without publishing when
+   * `maxInFlight` messages await confirms, the channel's write buffer is full (until its
+   * 'drain'), the broker blocks publishers, or the connection is down: the caller keeps the
+   * batch in its own bounded buffer and calls {@link BatchPublisher.whenWritable}.
+   */
+  tryPublish(routingKey: string, body: Buffer, headers: Record<string, unknown>): boolean;
+  /** Resolves when tryPublish can accept again (capacity or reconnection); rejects once closing. */
+  whenWritable(): Promise<void>;
+  readonly stats: Readonly<BatchPublisherStats>;
+  /** Waits for outstanding confirms (up to `closeTimeoutMs`), then closes; idempotent. */
+  close(): Promise<void>;
+}
+
+const DEFAULTS = {
+  maxInFlight: 256,
+  reconnectInitialMs: 100,
+  reconnectMaxMs: 5000,
+  closeTimeoutMs: 5000,
+} satisfies Partial<BatchPublisherOptions>;
+const NACK_LOG_INTERVAL_MS = 10_000;
+
+/** Creates a {@link BatchPublisher}; nothing connects before `start()`. */
+export function createBatchPublisher(options: BatchPublisherOptions): BatchPublisher {
+  return new AmqpBatchPublisher(options);
+}
+
+class AmqpBatchPublisher implements BatchPublisher {
+  readonly stats: BatchPublisherStats = {
+    published: 0,
+    confirmed: 0,
+    nacked: 0,
+    lost: 0,
+    inFlight: 0,
+    reconnects: 0,
+    connected: false,
+  };
+  private readonly options: Required<BatchPublisherOptions>;
+  private readonly log: Logger;
+  private connection: RecoveringConnection | undefined;
+  /** Set while the channel accepts publishes. */
+  private channel: ConfirmChannel | undefined;
+  /** Made by `setup`, adopted once the connection counts as connected. */
+  private ready: ConfirmChannel | undefined;
+  /** The channel's write buffer is full: wait for its 'drain'. */
+  private draining = false;
+  /** The broker blocks publishers (memory or disk alarm). */
+  private blocked = false;
+  private closing = false;
+  private writable: PromiseWithResolvers<void> | undefined;
+  private nackLoggedAtMs = -Infinity;
+  private started: Promise<void> | undefined;
+  private closed: Promise<void> | undefined;
+
+  constructor(options: BatchPublisherOptions) {
+    this.options = {
+      ...options,
+      maxInFlight: options.maxInFlight ?? DEFAULTS.maxInFlight,
+      reconnectInitialMs: options.reconnectInitialMs ?? DEFAULTS.reconnectInitialMs,
+      reconnectMaxMs: options.reconnectMaxMs ?? DEFAULTS.reconnectMaxMs,
+      closeTimeoutMs: options.closeTimeoutMs ?? DEFAULTS.closeTimeoutMs,
+    };
+    this.log = options.log;
+  }
+
+  start(): Promise<void> {
+    return (this.started ??= this.connect());
+  }
+
+  close(): Promise<void> {
+    return (this.closed ??= this.shutdown());
+  }
+
+  tryPublish(routingKey: string, body: Buffer, headers: Record<string, unknown>): boolean {
+    const channel = this.channel;
+    if (channel === undefined || !this.isWritable()) return false;
+    let flushed: boolean;
+    try {
+      flushed = channel.publish(
+        this.options.names.exchange,
+        routingKey,
+        body,
+        // Transient: a batch is worthless once the queue TTL (seconds) has passed, so surviving a
+        // broker restart buys nothing, while persisting costs disk writes at the open's peak.
+        // Confirms still tell us the broker took it.
+        { persistent: false, contentType: 'application/msgpack', headers },
+        (error: unknown) => this.onConfirm(error),
+      );
+    } catch (error) {
+      // The channel closed under us; its 'close' event is on the way. The caller keeps the batch.
+      this.log.debug({ err: error }, 'publish on a closing channel refused');
+      return false;
+    }
+    this.stats.published++;
+    this.stats.inFlight++;
+    if (!flushed) this.draining = true;
+    return true;
+  }
+
+  whenWritable(): Promise<void> {
+    if (this.closing) return Promise.reject(closedError());
+    if (this.isWritable()) return Promise.resolve();
+    if (this.writable === undefined) {
+      // One shared waiter however many callers wait: nothing here grows with the callers.
+      this.writable = Promise.withResolvers<void>();
+      // A caller that stopped waiting must not turn close() into an unhandled rejection.
+      this.writable.promise.catch(() => undefined);
+    }
+    return this.writable.promise;
+  }
+
+  private isWritable(): boolean {
+    return (
+      this.channel !== undefined &&
+      !this.closing &&
+      !this.draining &&
+      !this.blocked &&
+      this.stats.inFlight < this.options.maxInFlight
+    );
+  }
+
+  private notifyWritable(): void {
+    if (this.writable === undefined || !this.isWritable()) return;
+    this.writable.resolve();
+    this.writable = undefined;
+  }
+
+  private onConfirm(error: unknown): void {
+    this.stats.inFlight--;
+    if (error === null || error === undefined) this.stats.confirmed++;
+    // amqplib reports a broker nack as 'message nacked', a channel closed before the confirm
+    // as 'channel closed'.
+    else if (error instanceof Error && error.message === 'message nacked') this.onNack();
+    else this.stats.lost++;
+    this.notifyWritable();
+  }
+
+  private onNack(): void {
+    this.stats.nacked++;
+    const now = performance.now();
+    if (now - this.nackLoggedAtMs < NACK_LOG_INTERVAL_MS) return;
+    this.nackLoggedAtMs = now;
+    this.log.warn({ nacked: this.stats.nacked }, 'broker refused published batches (counted)');
+  }
+
+  private async connect(): Promise<void> {
+    if (this.closing) throw closedError();
+    const { url, log, reconnectInitialMs, reconnectMaxMs } = this.options;
+    const connection = await connectRecovering({
+      url,
+      log,
+      reconnectInitialMs,
+      reconnectMaxMs,
+      role: 'publisher',
+      setup: (model) => this.setup(model),
+      onConnect: (again) => this.onConnect(again),
+      onDisconnect: () => {
+        this.channel = undefined;
+        this.stats.connected = false;
+      },
+    });
+    this.connection = connection;
+    if (this.closing) await connection.close();
+    connection.model.on('blocked', (reason: string) => this.onBlocked(true, reason));
+    connection.model.on('unblocked', () => this.onBlocked(false));
+    await connection.ready;
+  }
+
+  /** Runs on every (re)connection, before it counts: a fresh confirm channel and the exchange. */
+  private async setup(model: ChannelModel): Promise<void> {
+    const channel = await model.createConfirmChannel();
+    channel.on('error', (error: Error) => this.log.warn({ err: error }, 'publisher channel error'));
+    channel.on('drain', () => {
+      if (channel !== this.channel) return;
+      this.draining = false;
+      this.notifyWritable();
+    });
+    channel.on('close', () => {
+      if (channel !== this.channel) return;
+      this.channel = undefined;
+      this.stats.connected = false;
+      if (!this.closing) this.connection?.renew(model, 'publisher channel closed');
+    });
+    await assertEventExchange(channel, this.options.names);
+    this.ready = channel;
+  }
+
+  private onConnect(again: boolean): void {
+    this.channel = this.ready;
+    this.ready = undefined;
+    if (again) this.stats.reconnects++;
+    this.draining = false;
+    this.stats.connected = true;
+    this.notifyWritable();
+  }
+
+  private onBlocked(blocked: boolean, reason?: string): void {
+    this.blocked = blocked;
+    if (blocked) this.log.warn({ reason }, 'broker blocks publishers');
+    else {
+      this.log.info('broker unblocked publishers');
+      this.notifyWritable();
+    }
+  }
+
+  private async shutdown(): Promise<void> {
+    this.closing = true;
+    this.writable?.reject(closedError());
+    this.writable = undefined;
+    const channel = this.channel;
+    if (channel !== undefined && this.stats.inFlight > 0) {
+      const confirmed = await settlesWithin(channel.waitForConfirms(), this.options.closeTimeoutMs);
+      if (!confirmed) this.log.warn({ inFlight: this.stats.inFlight }, 'closing with unconfirmed');
+    }
+    try {
+      await this.connection?.close();
+    } catch (error) {
+      this.log.warn({ err: error }, 'publisher connection did not close cleanly');
+    }
+    this.channel = undefined;
+    this.stats.connected = false;
+    this.log.info({ ...this.stats }, 'publisher closed');
+  }
+}
+
+function closedError(): ServiceError {
+  return new ServiceError('rabbitmq', 'the publisher is closed');
+}
+
+/** Resolves true when `promise` settles (either way) within `ms`, false on timeout. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  const timer = new AbortController();
+  const settled = promise.then(
+    () => true,
+    // A nack or a closed channel rejects; the per-message callbacks have counted it.
+    () => true,
+  );
+  try {
+    return await Promise.race([settled, sleep(ms, false, { signal: timer.signal })]);
+  } finally {
+    timer.abort();
+  }
+}

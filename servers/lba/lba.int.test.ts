@@ -1,0 +1,160 @@
+import amqp from 'amqplib';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  ANALYZER_BINDINGS,
+  DEFAULTS,
+  assertTopology,
+  computeBoards,
+  createBatchPublisher,
+  createBoardStore,
+  createRandom,
+  encodeBatch,
+  type BoardsView,
+  type MarketEvent,
+} from '../../core/index.ts';
+import { createIsolation, management, type Isolation } from '../../testing/harness.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/openbell.mjs', import.meta.url));
+const DATE = '2026-11-24';
+const OPEN = Date.parse('2026-11-24T14:30:00Z');
+const QUEUE_TTL_MS = 600_000;
+const log = pino({ level: 'silent' });
+const board = { ...DEFAULTS.board, top: 500 };
+const children: ChildProcess[] = [];
+const isolations: Isolation[] = [];
+
+afterEach(async () => {
+  for (const child of children.splice(0)) child.kill('SIGKILL');
+  for (const iso of isolations.splice(0)) await iso.cleanup();
+});
+
+/** A deterministic open: bars and trades over 30 symbols, in batches of 100 events. */
+function market(seed: number, events: number): MarketEvent[][] {
+  const random = createRandom(seed);
+  const symbols = Array.from({ length: 30 }, (_, i) => (i % 7 === 0 ? `S${i}.A` : `S${i}`));
+  const out: MarketEvent[] = [];
+  for (let n = 0; n < events; n++) {
+    const sym = symbols[Math.floor(random() ** 2 * symbols.length)]!;
+    const at = Math.floor((n / events) * 600_000) - 300_000 + Math.floor(random() * 5000);
+    if (random() < 0.25) {
+      const e = at - (at % 1000) + 1000;
+      out.push({
+        ev: 'A',
+        sym,
+        s: OPEN + e - 1000,
+        e: OPEN + e,
+        av: 100 + n,
+        c: Math.round(1000 + random() * 500) / 10,
+        ...(random() < 0.1 ? { op: 120 } : {}),
+      });
+    } else {
+      out.push({
+        ev: 'T',
+        sym,
+        t: OPEN + at,
+        p: Math.round(1000 + random() * 500) / 10,
+        s: 1 + Math.floor(random() * 400),
+      });
+    }
+  }
+  const batches: MarketEvent[][] = [];
+  for (let i = 0; i < out.length; i += 100) batches.push(out.slice(i, i + 100));
+  return batches;
+}
+
+function spawnLba(iso: Isolation): ChildProcess {
+  const child = spawn(process.execPath, [BIN, 'lba', '--queue-ttl-ms', String(QUEUE_TTL_MS)], {
+    env: {
+      ...process.env,
+      AMQP_URL: iso.amqpUrl,
+      REDIS_URL: iso.redisUrl,
+      OPENBELL_NAMESPACE: iso.namespace,
+      LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  children.push(child);
+  return child;
+}
+
+/** Declares the analyzers' queue as `openbell lba` does, then publishes every batch. */
+async function publishAll(iso: Isolation, batches: MarketEvent[][]): Promise<void> {
+  const connection = await amqp.connect(iso.amqpUrl);
+  const channel = await connection.createChannel();
+  await assertTopology(channel, iso.names, 'analyzers', {
+    queueTtlMs: QUEUE_TTL_MS,
+    queueMaxLength: DEFAULTS.transport.queueMaxLength,
+    bindings: ANALYZER_BINDINGS,
+  });
+  await connection.close();
+  const publisher = createBatchPublisher({ url: iso.amqpUrl, names: iso.names, log });
+  await publisher.start();
+  for (const [n, events] of batches.entries()) {
+    const body = encodeBatch({ v: 1, id: `batch-${n}`, receivedAtMs: Date.now(), events });
+    while (!publisher.tryPublish('T', body, { 'x-openbell-events': events.length }))
+      await publisher.whenWritable();
+  }
+  await publisher.close();
+}
+
+async function appliedBatches(iso: Isolation): Promise<number> {
+  return iso.redis.scard(iso.names.appliedBatches(DATE));
+}
+
+async function boardsOf(iso: Isolation): Promise<BoardsView> {
+  const store = createBoardStore({ redis: iso.redis, names: iso.names, board });
+  await store.refreshMomentum(DATE);
+  return store.readBoards(DATE, 500);
+}
+
+describe('lba processes', () => {
+  it('yield identical boards, equal to the oracle, whether 1 or 4 analyze the same input', async () => {
+    const batches = market(7, 20_000);
+    const views: BoardsView[] = [];
+    for (const count of [1, 4]) {
+      const iso = await createIsolation();
+      isolations.push(iso);
+      await publishAll(iso, batches);
+      for (let i = 0; i < count; i++) spawnLba(iso);
+      await expect
+        .poll(() => appliedBatches(iso), { timeout: 60_000, interval: 200 })
+        .toBe(batches.length);
+      views.push(await boardsOf(iso));
+    }
+    const oracle = computeBoards(batches.flat(), DATE, new Map(), board);
+    expect(views[0]).toEqual(oracle);
+    expect(views[1]).toEqual(views[0]);
+    expect(oracle.boards.momentum.length).toBeGreaterThan(5);
+  }, 120_000);
+
+  it('lose nothing when one is SIGKILLed mid-stream: unacked batches are redelivered and applied once', async () => {
+    const batches = market(11, 60_000);
+    const iso = await createIsolation();
+    isolations.push(iso);
+    await publishAll(iso, batches);
+    // The victim works alone until it is mid-stream, holding prefetched, unacked batches.
+    const victim = spawnLba(iso);
+    await expect
+      .poll(() => appliedBatches(iso), { timeout: 60_000, interval: 20 })
+      .toBeGreaterThan(batches.length / 10);
+    spawnLba(iso);
+    victim.kill('SIGKILL');
+    expect(await appliedBatches(iso)).toBeLessThan(batches.length);
+    await expect
+      .poll(() => appliedBatches(iso), { timeout: 60_000, interval: 200 })
+      .toBe(batches.length);
+    expect(await boardsOf(iso)).toEqual(computeBoards(batches.flat(), DATE, new Map(), board));
+    // The management API refreshes its message stats every few seconds.
+    const redelivered = async (): Promise<number> => {
+      const path = `/api/queues/${iso.vhost}/${encodeURIComponent(iso.names.queue('analyzers'))}`;
+      const queue = (await management(iso.managementUrl, 'GET', path)) as {
+        message_stats?: { redeliver?: number };
+      };
+      return queue.message_stats?.redeliver ?? 0;
+    };
+    await expect.poll(redelivered, { timeout: 15_000, interval: 500 }).toBeGreaterThan(0);
+  }, 120_000);
+});

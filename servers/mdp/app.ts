@@ -1,0 +1,169 @@
+import { Redis } from 'ioredis';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import {
+  createAnalyzer,
+  createBatchPublisher,
+  createBoardStore,
+  createDecodeCounts,
+  createListener,
+  createMassiveClient,
+  createNames,
+  createRateMeter,
+  redactUrl,
+  type Analyzer,
+  type BoardOptions,
+  type ConnectionOptions,
+  type TransportOptions,
+} from '../../core/index.ts';
+import { createHttpApp, listen } from './http.ts';
+import { schedulePrevCloses, type PrevCloseSource } from './prev-close.ts';
+
+/** Options of {@link createMdp}. */
+export interface MdpOptions {
+  massive: { url: string; apiKey: string; topics: readonly string[] };
+  connection: ConnectionOptions;
+  transport: TransportOptions;
+  board: BoardOptions;
+  /** Run an analyzer in this process (off when `lba` processes do the work). */
+  analyzer: boolean;
+  group: string;
+  http: { host: string; port: number };
+  prevCloses: PrevCloseSource;
+  log: Logger;
+}
+
+/** The scale-up server: listener, optional in-process analyzer, and HTTP health endpoints. */
+export interface Mdp {
+  start(): Promise<void>;
+  close(): Promise<void>;
+  health(): Record<string, unknown>;
+  /** The HTTP port actually bound (after start). */
+  readonly port: number;
+}
+
+/** Wires the mdp from its options; nothing connects before `start()`. */
+export function createMdp(options: MdpOptions): Mdp {
+  const { log, connection, transport, board } = options;
+  const names = createNames({ namespace: connection.namespace });
+  const startedAtMs = Date.now();
+  const decodeCounts = createDecodeCounts();
+  const publisher = createBatchPublisher({
+    url: connection.amqpUrl,
+    names,
+    log: log.child({ component: 'publisher' }),
+  });
+  const listener = createListener({
+    publisher,
+    log: log.child({ component: 'listener' }),
+    ...transport,
+  });
+  const client = createMassiveClient({
+    ...options.massive,
+    log: log.child({ component: 'massive' }),
+    decodeCounts,
+    onEvents: (events, receivedAtMs) => listener.push(events, receivedAtMs),
+  });
+  const redis = new Redis(connection.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2 });
+  redis.on('error', (error: Error) => log.debug({ err: error.message }, 'redis'));
+  const store = createBoardStore({ redis, names, board });
+  const analyzer: Analyzer | undefined = options.analyzer
+    ? createAnalyzer({
+        amqpUrl: connection.amqpUrl,
+        redis,
+        names,
+        log: log.child({ component: 'analyzer' }),
+        group: options.group,
+        topology: { queueTtlMs: transport.queueTtlMs, queueMaxLength: transport.queueMaxLength },
+        board,
+        prefetch: transport.prefetch,
+      })
+    : undefined;
+  const meter = createRateMeter(() => ({
+    frames: client.stats.frames,
+    events: client.stats.events,
+    bytes: client.stats.bytes,
+    batchesPublished: publisher.stats.published,
+    eventsApplied: analyzer?.stats.events ?? 0,
+  }));
+  let server: Server | undefined;
+  let sampler: NodeJS.Timeout | undefined;
+  let cancelPrevCloses: (() => void) | undefined;
+  let closing = false;
+  let started: Promise<void> | undefined;
+  let closed: Promise<void> | undefined;
+
+  const ready = (): boolean =>
+    !closing &&
+    server !== undefined &&
+    publisher.stats.connected &&
+    (analyzer?.consumer.stats.connected ?? true);
+
+  const health = (): Record<string, unknown> => ({
+    status: ready() ? 'ok' : 'degraded',
+    uptimeSeconds: Math.round((Date.now() - startedAtMs) / 1000),
+    massive: {
+      url: redactUrl(options.massive.url),
+      state: client.state,
+      error: client.error?.message,
+      ...client.stats,
+      lastFrameAgeMs:
+        client.stats.lastFrameAtMs === undefined ? null : Date.now() - client.stats.lastFrameAtMs,
+    },
+    decodeIssues: Object.fromEntries(Object.entries(decodeCounts).filter(([, n]) => n > 0)),
+    listener: listener.stats,
+    publisher: publisher.stats,
+    analyzer:
+      analyzer === undefined
+        ? null
+        : {
+            ...analyzer.stats,
+            consumer: analyzer.consumer.stats,
+            boards: analyzer.publisher.stats,
+            lagMs: analyzer.lagMs(),
+            latestDate: analyzer.latestDate,
+          },
+    rates: meter.rates(),
+  });
+
+  return {
+    start: () =>
+      (started ??= (async () => {
+        const app = createHttpApp({ ready, health });
+        server = await listen(app, options.http.host, options.http.port);
+        log.info(
+          { host: options.http.host, port: (server.address() as AddressInfo).port },
+          'http listening',
+        );
+        sampler = setInterval(() => meter.sample(), 1000).unref();
+        await redis.connect();
+        await publisher.start();
+        await analyzer?.start();
+        cancelPrevCloses = schedulePrevCloses(
+          options.prevCloses,
+          store,
+          log.child({ component: 'prev-close' }),
+        );
+        client.start();
+      })()),
+    close: () =>
+      (closed ??= (async () => {
+        closing = true;
+        cancelPrevCloses?.();
+        await client.close();
+        await listener.close();
+        await publisher.close();
+        await analyzer?.close();
+        if (sampler !== undefined) clearInterval(sampler);
+        redis.disconnect();
+        await new Promise<void>((resolve) =>
+          server === undefined ? resolve() : server.close(() => resolve()),
+        );
+      })()),
+    health,
+    get port() {
+      return server === undefined ? 0 : (server.address() as AddressInfo).port;
+    },
+  };
+}

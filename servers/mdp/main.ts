@@ -1,0 +1,178 @@
+import { Command, Option } from 'commander';
+import {
+  DEFAULT_TOPICS,
+  MASSIVE_STOCKS_URL,
+  parseBoardOptions,
+  parseConnectionOptions,
+  parseTransportOptions,
+} from '../../core/index.ts';
+import { analyzerOptions, connectionOptions, integer } from '../../cli/options.ts';
+import { createRootLogger, runService } from '../../cli/run-service.ts';
+import { createMdp } from './app.ts';
+import type { PrevCloseSource } from './prev-close.ts';
+
+interface MdpFlags {
+  massiveWsUrl: string;
+  massiveApiKey?: string;
+  topics: string;
+  redisUrl: string;
+  amqpUrl: string;
+  namespace: string;
+  host: string;
+  port: number;
+  analyzer: boolean;
+  group: string;
+  queueTtlMs: number;
+  queueMaxLength: number;
+  prefetch: number;
+  top: number;
+  publishIntervalMs: number;
+  windowMs: number;
+  momentumMinHistoryMs: number;
+  batchMaxEvents: number;
+  batchMaxDelayMs: number;
+  bufferMaxEvents: number;
+  massiveRestUrl: string;
+  prevCloseFile?: string;
+  prevCloseDate?: string;
+  prevCloseFetch: boolean;
+}
+
+/** `openbell mdp`: the listener, an optional in-process analyzer, and the HTTP health endpoints. */
+export function mdpCommand(): Command {
+  const command = new Command('mdp').description(
+    'Run the market-data server: Massive WebSocket listener → RabbitMQ, optional in-process analyzer, /health, /healthz, /readyz.',
+  );
+  command
+    .addOption(
+      new Option('--massive-ws-url <url>', 'Massive (or replayer) WebSocket URL')
+        .env('MASSIVE_WS_URL')
+        .default(MASSIVE_STOCKS_URL),
+    )
+    .addOption(
+      new Option('--massive-api-key <key>', 'Massive API key (required; never logged)').env(
+        'MASSIVE_API_KEY',
+      ),
+    )
+    .addOption(
+      new Option('--topics <list>', 'comma-separated subscriptions')
+        .env('MASSIVE_TOPICS')
+        .default(DEFAULT_TOPICS.join(',')),
+    );
+  for (const option of connectionOptions()) command.addOption(option);
+  command
+    .addOption(
+      new Option('--host <host>', 'HTTP bind address').env('MDP_HOST').default('127.0.0.1'),
+    )
+    .addOption(
+      new Option('--port <port>', 'HTTP port (0: any free port)')
+        .env('MDP_PORT')
+        .argParser(integer)
+        .default(8080),
+    )
+    .addOption(
+      new Option(
+        '--no-analyzer',
+        'do not run an analyzer in this process (lba processes do the work)',
+      ).env('MDP_NO_ANALYZER'),
+    );
+  for (const option of analyzerOptions()) command.addOption(option);
+  const t = parseTransportOptions();
+  command
+    .addOption(
+      new Option('--batch-max-events <n>', 'events per published batch')
+        .env('OPENBELL_BATCH_MAX_EVENTS')
+        .argParser(integer)
+        .default(t.batchMaxEvents),
+    )
+    .addOption(
+      new Option('--batch-max-delay-ms <ms>', 'longest an event waits for its batch')
+        .env('OPENBELL_BATCH_MAX_DELAY_MS')
+        .argParser(integer)
+        .default(t.batchMaxDelayMs),
+    )
+    .addOption(
+      new Option(
+        '--buffer-max-events <n>',
+        'events buffered while the broker is slow; past it the oldest drop (counted)',
+      )
+        .env('OPENBELL_BUFFER_MAX_EVENTS')
+        .argParser(integer)
+        .default(t.bufferMaxEvents),
+    )
+    .addOption(
+      new Option('--massive-rest-url <url>', 'Massive REST API for previous closes')
+        .env('MASSIVE_REST_URL')
+        .default('https://api.massive.com'),
+    )
+    .addOption(
+      new Option(
+        '--prev-close-file <path>',
+        'previous closes from a file (grouped daily bars, or {"SYM": close})',
+      ).env('OPENBELL_PREV_CLOSE_FILE'),
+    )
+    .addOption(
+      new Option(
+        '--prev-close-date <YYYY-MM-DD>',
+        'trading date the file serves (default: current or next session)',
+      ).env('OPENBELL_PREV_CLOSE_DATE'),
+    )
+    .addOption(
+      new Option('--no-prev-close-fetch', 'do not fetch previous closes from the REST API').env(
+        'OPENBELL_NO_PREV_CLOSE_FETCH',
+      ),
+    )
+    .action(async (flags: MdpFlags) => {
+      const log = createRootLogger('openbell-mdp');
+      if (flags.massiveApiKey === undefined || flags.massiveApiKey === '') {
+        command.error('error: MASSIVE_API_KEY (or --massive-api-key) is required');
+      }
+      const apiKey = flags.massiveApiKey!;
+      const prevCloses: PrevCloseSource =
+        flags.prevCloseFile !== undefined
+          ? {
+              kind: 'file',
+              path: flags.prevCloseFile,
+              ...(flags.prevCloseDate === undefined ? {} : { date: flags.prevCloseDate }),
+            }
+          : flags.prevCloseFetch
+            ? { kind: 'rest', apiKey, baseUrl: flags.massiveRestUrl }
+            : { kind: 'none' };
+      const mdp = createMdp({
+        massive: {
+          url: flags.massiveWsUrl,
+          apiKey,
+          topics: flags.topics
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean),
+        },
+        connection: parseConnectionOptions({
+          redisUrl: flags.redisUrl,
+          amqpUrl: flags.amqpUrl,
+          namespace: flags.namespace,
+        }),
+        transport: parseTransportOptions({
+          queueTtlMs: flags.queueTtlMs,
+          queueMaxLength: flags.queueMaxLength,
+          prefetch: flags.prefetch,
+          batchMaxEvents: flags.batchMaxEvents,
+          batchMaxDelayMs: flags.batchMaxDelayMs,
+          bufferMaxEvents: flags.bufferMaxEvents,
+        }),
+        board: parseBoardOptions({
+          top: flags.top,
+          publishIntervalMs: flags.publishIntervalMs,
+          windowMs: flags.windowMs,
+          momentumMinHistoryMs: flags.momentumMinHistoryMs,
+        }),
+        analyzer: flags.analyzer,
+        group: flags.group,
+        http: { host: flags.host, port: flags.port },
+        prevCloses,
+        log,
+      });
+      await runService(mdp, log);
+    });
+  return command;
+}

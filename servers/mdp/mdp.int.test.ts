@@ -1,0 +1,155 @@
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  createBatchPublisher,
+  createBoardStore,
+  encodeBatch,
+  parseBoardOptions,
+  parseTransportOptions,
+  type MarketEvent,
+} from '../../core/index.ts';
+import { createMassiveTestServer, type MassiveTestServer } from '../../testing/massive-server.ts';
+import { useIsolation } from '../../testing/harness.ts';
+import { createMdp, type Mdp } from './app.ts';
+
+const DATE = '2026-11-24';
+const OPEN = Date.parse('2026-11-24T14:30:00Z');
+const log = pino({ level: 'silent' });
+
+describe('mdp pipeline', () => {
+  const iso = useIsolation();
+  let server: MassiveTestServer | undefined;
+  let mdp: Mdp | undefined;
+  afterEach(async () => {
+    await mdp?.close();
+    await server?.close();
+  });
+
+  const startMdp = async (): Promise<Mdp> => {
+    server = await createMassiveTestServer({ apiKey: 'k-123' });
+    const { amqpUrl, redisUrl, namespace } = iso();
+    mdp = createMdp({
+      massive: { url: server.url, apiKey: 'k-123', topics: ['A.*', 'T.*'] },
+      connection: { amqpUrl, redisUrl, namespace },
+      transport: parseTransportOptions({ batchMaxDelayMs: 5 }),
+      board: parseBoardOptions({ publishIntervalMs: 50 }),
+      analyzer: true,
+      group: 'analyzers',
+      http: { host: '127.0.0.1', port: 0 },
+      prevCloses: { kind: 'none' },
+      log,
+    });
+    await mdp.start();
+    await server.waitForSubscribers(1);
+    return mdp;
+  };
+
+  it('turns a known feed into the hand-computed boards, counting malformed input', async () => {
+    const app = await startMdp();
+    const store = createBoardStore({
+      redis: iso().redis,
+      names: iso().names,
+      board: parseBoardOptions(),
+    });
+    await store.setPrevCloses(
+      DATE,
+      new Map([
+        ['AAPL', 100],
+        ['BRK.B', 400],
+      ]),
+    );
+    const bar = (sym: string, e: number, av: number, c: number, op?: number): MarketEvent => ({
+      ev: 'A',
+      sym,
+      s: OPEN + e - 1000,
+      e: OPEN + e,
+      av,
+      c,
+      ...(op === undefined ? {} : { op }),
+    });
+    // Out-of-order bars, a corrected bar for the same second, a late official open, a dotted
+    // symbol, a symbol without previous close, trades; a malformed frame and a bad event.
+    server!.send([
+      bar('AAPL', 2000, 300, 101),
+      { ev: 'T', sym: 'AAPL', t: OPEN + 1500, p: 101, s: 10 },
+    ]);
+    server!.send([
+      bar('AAPL', 1000, 200, 99, 100),
+      bar('BRK.B', 1000, 10, 410),
+      bar('BRK.B', 1000, 12, 412),
+    ]);
+    server!.send('[{"ev":"A","sym":');
+    server!.send([
+      { ev: 'T', sym: 'AAPL', p: 'bad' },
+      bar('TSLA', 1000, 50, 250),
+      { ev: 'T', sym: 'TSLA', t: OPEN + 900, p: 250, s: 4 },
+    ]);
+    await expect
+      .poll(async () => (await store.readBoards(DATE)).boards.gainers.length, { timeout: 10_000 })
+      .toBe(1);
+
+    const { boards } = await store.readBoards(DATE);
+    expect(boards.volume.map((r) => [r.sym, r.score])).toEqual([
+      ['AAPL', 300],
+      ['TSLA', 50],
+      ['BRK.B', 12],
+    ]);
+    expect(boards.gappers.map((r) => [r.sym, r.score])).toEqual([
+      ['BRK.B', ((412 - 400) / 400) * 100],
+      ['AAPL', ((101 - 100) / 100) * 100],
+    ]);
+    expect(boards.gainers.map((r) => [r.sym, r.score])).toEqual([
+      ['AAPL', ((101 - 100) / 100) * 100],
+    ]);
+    expect(boards.trades.map((r) => [r.sym, r.score])).toEqual([
+      ['AAPL', 1],
+      ['TSLA', 1],
+    ]);
+    expect(await store.missingPrevCloses(DATE)).toBe(1);
+
+    const health = app.health() as {
+      status: string;
+      decodeIssues: Record<string, number>;
+      massive: { state: string };
+      analyzer: { events: number };
+    };
+    expect(health.status).toBe('ok');
+    expect(health.massive.state).toBe('streaming');
+    expect(health.decodeIssues).toEqual({ invalid_json: 1, invalid_field: 1 });
+    const response = await fetch(`http://127.0.0.1:${app.port}/health`);
+    expect(response.status).toBe(200);
+    expect(((await response.json()) as { analyzer: { events: number } }).analyzer.events).toBe(7);
+    expect((await fetch(`http://127.0.0.1:${app.port}/readyz`)).status).toBe(200);
+    expect(await (await fetch(`http://127.0.0.1:${app.port}/healthz`)).text()).toBe('ok\n');
+  });
+
+  it('applies a redelivered batch once: trade counts stay exact', async () => {
+    await startMdp();
+    const { amqpUrl, names, redis } = iso();
+    const store = createBoardStore({ redis, names, board: parseBoardOptions() });
+    const publisher = createBatchPublisher({ url: amqpUrl, names, log });
+    await publisher.start();
+    const trades: MarketEvent[] = [1, 2, 3].map((n) => ({
+      ev: 'T',
+      sym: 'AMD',
+      t: OPEN + n,
+      p: 150,
+      s: 10,
+    }));
+    const body = encodeBatch({ v: 1, id: 'same-batch', receivedAtMs: Date.now(), events: trades });
+    expect(publisher.tryPublish('T', body, { 'x-openbell-events': 3 })).toBe(true);
+    expect(publisher.tryPublish('T', body, { 'x-openbell-events': 3 })).toBe(true);
+    await publisher.close();
+    await expect
+      .poll(async () => Number(await redis.hget(names.market(DATE), 'version')), {
+        timeout: 10_000,
+      })
+      .toBe(1);
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await store.readBoards(DATE)).boards.trades).toEqual([
+      { sym: 'AMD', score: 3, price: null, volume: null },
+    ]);
+    const health = mdp!.health() as { analyzer: { duplicates: number } };
+    expect(health.analyzer.duplicates).toBe(1);
+  });
+});
