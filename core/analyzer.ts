@@ -1,3 +1,4 @@
+import amqp from 'amqplib';
 import * as hdr from 'hdr-histogram-js';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -9,10 +10,30 @@ import { createBatchConsumer, type BatchConsumer, type BatchConsumerOptions } fr
 import { createDecodeCounts, type DecodeCounts } from './decode.ts';
 import { createGroupApplier } from './group-applier.ts';
 import type { Names } from './names.ts';
-import type { TopologyOptions } from './topology.ts';
+import { assertTopology, type TopologyOptions } from './topology.ts';
 
 /** Routing keys the analyzers consume: the event types the boards are computed from. */
 export const ANALYZER_BINDINGS: readonly string[] = ['A', 'AM', 'T'];
+
+/**
+ * Declares the analyzers' queue of `group` (as `openbell lba` does) with a short-lived
+ * connection. The listener calls it at start: a batch published before any queue exists would
+ * be dropped by the broker without a trace.
+ */
+export async function declareAnalyzerQueue(
+  amqpUrl: string,
+  names: Names,
+  group: string,
+  topology: Omit<TopologyOptions, 'bindings'>,
+): Promise<void> {
+  const connection = await amqp.connect(amqpUrl);
+  try {
+    const channel = await connection.createChannel();
+    await assertTopology(channel, names, group, { ...topology, bindings: ANALYZER_BINDINGS });
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
+}
 
 /** Options of {@link createAnalyzer}. */
 export interface AnalyzerOptions {

@@ -64,7 +64,7 @@ export type {
 export { computeBoards } from './board-oracle.ts';
 export { createBoardPublisher } from './board-publisher.ts';
 export type { BoardPublisher, BoardPublisherOptions, BoardUpdate } from './board-publisher.ts';
-export { ANALYZER_BINDINGS, createAnalyzer } from './analyzer.ts';
+export { ANALYZER_BINDINGS, createAnalyzer, declareAnalyzerQueue } from './analyzer.ts';
 export type { Analyzer, AnalyzerOptions, AnalyzerStats } from './analyzer.ts';
 export { createListener } from './listener.ts';
 export type { Listener, ListenerOptions, ListenerStats } from './listener.ts';

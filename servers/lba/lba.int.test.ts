@@ -1,12 +1,10 @@
-import amqp from 'amqplib';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  ANALYZER_BINDINGS,
   DEFAULTS,
-  assertTopology,
+  declareAnalyzerQueue,
   computeBoards,
   createBatchPublisher,
   createBoardStore,
@@ -82,14 +80,10 @@ function spawnLba(iso: Isolation): ChildProcess {
 
 /** Declares the analyzers' queue as `openbell lba` does, then publishes every batch. */
 async function publishAll(iso: Isolation, batches: MarketEvent[][]): Promise<void> {
-  const connection = await amqp.connect(iso.amqpUrl);
-  const channel = await connection.createChannel();
-  await assertTopology(channel, iso.names, 'analyzers', {
+  await declareAnalyzerQueue(iso.amqpUrl, iso.names, 'analyzers', {
     queueTtlMs: QUEUE_TTL_MS,
     queueMaxLength: DEFAULTS.transport.queueMaxLength,
-    bindings: ANALYZER_BINDINGS,
   });
-  await connection.close();
   const publisher = createBatchPublisher({ url: iso.amqpUrl, names: iso.names, log });
   await publisher.start();
   for (const [n, events] of batches.entries()) {

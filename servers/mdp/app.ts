@@ -11,6 +11,7 @@ import {
   createMassiveClient,
   createNames,
   createRateMeter,
+  declareAnalyzerQueue,
   redactUrl,
   type Analyzer,
   type BoardOptions,
@@ -139,6 +140,11 @@ export function createMdp(options: MdpOptions): Mdp {
         sampler = setInterval(() => meter.sample(), 1000).unref();
         await redis.connect();
         await publisher.start();
+        const topology = {
+          queueTtlMs: transport.queueTtlMs,
+          queueMaxLength: transport.queueMaxLength,
+        };
+        await declareAnalyzerQueue(connection.amqpUrl, names, options.group, topology);
         await analyzer?.start();
         cancelPrevCloses = schedulePrevCloses(
           options.prevCloses,

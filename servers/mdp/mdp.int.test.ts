@@ -9,7 +9,7 @@ import {
   type MarketEvent,
 } from '../../core/index.ts';
 import { createMassiveTestServer, type MassiveTestServer } from '../../testing/massive-server.ts';
-import { useIsolation } from '../../testing/harness.ts';
+import { management, useIsolation } from '../../testing/harness.ts';
 import { createMdp, type Mdp } from './app.ts';
 
 const DATE = '2026-11-24';
@@ -25,7 +25,7 @@ describe('mdp pipeline', () => {
     await server?.close();
   });
 
-  const startMdp = async (): Promise<Mdp> => {
+  const startMdp = async (analyzer = true): Promise<Mdp> => {
     server = await createMassiveTestServer({ apiKey: 'k-123' });
     const { amqpUrl, redisUrl, namespace } = iso();
     mdp = createMdp({
@@ -33,7 +33,7 @@ describe('mdp pipeline', () => {
       connection: { amqpUrl, redisUrl, namespace },
       transport: parseTransportOptions({ batchMaxDelayMs: 5 }),
       board: parseBoardOptions({ publishIntervalMs: 50 }),
-      analyzer: true,
+      analyzer,
       group: 'analyzers',
       http: { host: '127.0.0.1', port: 0 },
       prevCloses: { kind: 'none' },
@@ -121,6 +121,19 @@ describe('mdp pipeline', () => {
     expect(((await response.json()) as { analyzer: { events: number } }).analyzer.events).toBe(7);
     expect((await fetch(`http://127.0.0.1:${app.port}/readyz`)).status).toBe(200);
     expect(await (await fetch(`http://127.0.0.1:${app.port}/healthz`)).text()).toBe('ok\n');
+  });
+
+  it('declares the analyzers queue at start, so a feed that arrives before any lba waits for it', async () => {
+    await startMdp(false);
+    server!.send([{ ev: 'T', sym: 'AMD', t: OPEN, p: 150, s: 10 }]);
+    const { managementUrl, vhost, names } = iso();
+    const queued = async (): Promise<number> => {
+      const path = `/api/queues/${vhost}/${encodeURIComponent(names.queue('analyzers'))}`;
+      return (
+        ((await management(managementUrl, 'GET', path)) as { messages?: number }).messages ?? 0
+      );
+    };
+    await expect.poll(queued, { timeout: 15_000, interval: 250 }).toBe(1);
   });
 
   it('applies a redelivered batch once: trade counts stay exact', async () => {
