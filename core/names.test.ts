@@ -7,7 +7,8 @@ describe('createNames', () => {
     const names = createNames();
     expect(names.board('2026-11-24', 'gainers')).toBe('openbell:board:{2026-11-24}:gainers');
     expect(names.symbol('2026-11-24', 'BRK.B')).toBe('openbell:sym:{2026-11-24}:BRK.B');
-    expect(names.trades('2026-11-24', 'AAPL')).toBe('openbell:trades:{2026-11-24}:AAPL');
+    expect(names.windowTrades('2026-11-24')).toBe('openbell:window:{2026-11-24}');
+    expect(names.symbolPrefix('2026-11-24')).toBe('openbell:sym:{2026-11-24}:');
     expect(names.prevClose('2026-11-24')).toBe('openbell:prevclose:{2026-11-24}');
     expect(names.appliedBatches('2026-11-24')).toBe('openbell:batches:{2026-11-24}');
     expect(names.boardUpdates('2026-11-24')).toBe('openbell:updates:{2026-11-24}');

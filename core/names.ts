@@ -28,8 +28,6 @@ export interface Names {
   board(date: string, board: BoardName): string;
   /** Hash of one symbol's state for a trading date. */
   symbol(date: string, sym: string): string;
-  /** Sorted set of one symbol's recent trades (the sliding window) for a trading date. */
-  trades(date: string, sym: string): string;
   /** Prefix of {@link Names.symbol} keys, for scripts that address symbols they are given. */
   symbolPrefix(date: string): string;
   /** Sorted set of trades inside the sliding window, scored by trade time, to expire them. */
@@ -77,7 +75,6 @@ export function createNames(options: NamesOptions = {}): Names {
     namespace: ns,
     board: (date, board) => key('board', date, board),
     symbol: (date, sym) => key('sym', date, sym),
-    trades: (date, sym) => key('trades', date, sym),
     symbolPrefix: (date) => `${key('sym', date)}:`,
     windowTrades: (date) => key('window', date),
     market: (date) => key('market', date),
