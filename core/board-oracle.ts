@@ -49,7 +49,7 @@ export function computeBoards(
         continue;
       const state = stateOf(event.sym);
       if (later(e, av, state.e, state.av)) Object.assign(state, { e, av, c });
-      if (op !== undefined && later(e, av, state.openKey?.[0], state.openKey?.[1]))
+      if (op !== undefined && op > 0 && later(e, av, state.openKey?.[0], state.openKey?.[1]))
         Object.assign(state, { op, openKey: [e, av] });
     } else if (event.ev === 'T') {
       const { p, s, t } = event;

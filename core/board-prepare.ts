@@ -109,8 +109,10 @@ export function prepareBatch(
 }
 
 function addBar(bar: AggregateEvent, partOf: (ms: number) => DateParts): boolean {
-  const { e, av, c, op } = bar;
+  const { e, av, c } = bar;
   if (e === undefined || av === undefined || c === undefined) return false;
+  // An official open of 0 is no open: it must not hide an earlier real one.
+  const op = bar.op !== undefined && bar.op > 0 ? bar.op : undefined;
   const part = partOf(bar.s ?? e);
   part.aggregates++;
   const pick = part.bars.get(bar.sym);

@@ -151,6 +151,22 @@ describe('board store', () => {
     ]);
   });
 
+  it('applies a group touching 10,000 symbols at once, and ignores an official open of 0', async () => {
+    const boards = store();
+    const wide = Array.from({ length: 20 }, (_, b) =>
+      batch(Array.from({ length: 500 }, (_, n) => bar(`W${b * 500 + n}`, 1000, 1 + n, 10))),
+    );
+    const result = await boards.applyBatches(wide);
+    expect(result).toMatchObject({ applied: 20, duplicates: 0, aggregates: 10_000 });
+    expect((await boards.readBoards(DATE, 500)).boards.volume).toHaveLength(500);
+    expect(await iso().redis.zcard(iso().names.board(DATE, 'volume'))).toBe(10_000);
+
+    await boards.applyBatches([batch([bar('OPN', 1000, 1, 12, 10), bar('OPN', 2000, 2, 12, 0)])]);
+    expect((await boards.readBoards(DATE)).boards.gainers).toEqual([
+      { sym: 'OPN', score: 20, price: 12, volume: 2 },
+    ]);
+  });
+
   it('ends with the offline oracle boards whatever the batch order, concurrency and redeliveries', async () => {
     for (const seed of [1, 2, 3]) {
       const random = createRandom(seed);

@@ -4,7 +4,7 @@ import type { ApplyResult, BoardStore } from './board-store.ts';
 /** Options of {@link createGroupApplier}. */
 export interface GroupApplierOptions {
   store: Pick<BoardStore, 'applyBatches'>;
-  /** A group is applied as soon as it holds this many events. @default 8000 */
+  /** A group is applied as soon as it holds this many events, and never holds more (but one batch). @default 8000 */
   groupMaxEvents?: number;
   /** Groups applied at once: one executes in Redis while the next one fills. @default 2 */
   groupsInFlight?: number;
@@ -32,7 +32,7 @@ interface Pending {
 export function createGroupApplier(options: GroupApplierOptions): GroupApplier {
   const groupMaxEvents = options.groupMaxEvents ?? 8000;
   const groupsInFlight = options.groupsInFlight ?? 2;
-  let pending: Pending[] = [];
+  const pending: Pending[] = [];
   let pendingEvents = 0;
   let scheduled = false;
   let inFlight = 0;
@@ -40,9 +40,18 @@ export function createGroupApplier(options: GroupApplierOptions): GroupApplier {
   const flush = (): void => {
     scheduled = false;
     if (pending.length === 0 || inFlight >= groupsInFlight) return;
-    const group = pending;
-    pending = [];
-    pendingEvents = 0;
+    // At most groupMaxEvents (or one batch) per group: what waits beyond goes in the next one.
+    let taken = 0;
+    let events = 0;
+    while (
+      taken < pending.length &&
+      (taken === 0 || events + pending[taken]!.batch.events.length <= groupMaxEvents)
+    ) {
+      events += pending[taken]!.batch.events.length;
+      taken++;
+    }
+    const group = pending.splice(0, taken);
+    pendingEvents -= events;
     inFlight++;
     const batches = group.map((p) => p.batch);
     options.store

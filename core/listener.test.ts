@@ -69,6 +69,25 @@ describe('listener', () => {
     expect(listener.stats).toMatchObject({ batches: 3, bufferedEvents: 0, events: { T: 4, A: 1 } });
   });
 
+  it('closes within its deadline while the broker is down, counting what it could not send', async () => {
+    const fake = stallablePublisher();
+    const listener = createListener({
+      publisher: fake.publisher,
+      log,
+      batchMaxEvents: 10,
+      batchMaxDelayMs: 1000,
+    });
+    fake.stall();
+    listener.push(
+      Array.from({ length: 25 }, (_, i) => trade(i)),
+      1,
+    );
+    const started = Date.now();
+    await listener.close(200);
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(listener.stats).toMatchObject({ droppedEvents: 25, bufferedEvents: 0, batches: 0 });
+  });
+
   it('seals a partial batch after the delay limit', async () => {
     const fake = stallablePublisher();
     const listener = createListener({

@@ -38,9 +38,10 @@ export interface Listener {
   /** Takes the events of one frame; never blocks and never throws. */
   push(events: readonly MarketEvent[], receivedAtMs: number): void;
   readonly stats: Readonly<ListenerStats>;
-  /** Seals open batches and publishes what is buffered (bounded by the publisher's close). */
-  flush(): Promise<void>;
-  close(): Promise<void>;
+  /** Seals open batches and waits (at most `timeoutMs`, default 5 s) for the buffer to drain. */
+  flush(timeoutMs?: number): Promise<void>;
+  /** Flushes (bounded), stops, and counts whatever is still buffered as dropped. */
+  close(timeoutMs?: number): Promise<void>;
 }
 
 interface OpenBatch {
@@ -140,7 +141,8 @@ export function createListener(options: ListenerOptions): Listener {
       try {
         await publisher.whenWritable();
       } catch {
-        // The publisher is closing: what is still buffered stays counted in bufferedEvents.
+        // The publisher is closing: nothing more can go out; close() counts what is left.
+        closed = true;
         return;
       }
     }
@@ -151,6 +153,17 @@ export function createListener(options: ListenerOptions): Listener {
       draining = undefined;
       if (readyHead < ready.length && !closed) kick();
     });
+  };
+
+  /** Waits for the drain loop, at most `timeoutMs`. */
+  const settle = async (timeoutMs: number): Promise<void> => {
+    const deadline = Date.now() + timeoutMs;
+    while (draining !== undefined && Date.now() < deadline) {
+      await Promise.race([
+        draining,
+        new Promise((r) => setTimeout(r, deadline - Date.now()).unref()),
+      ]);
+    }
   };
 
   return {
@@ -167,14 +180,25 @@ export function createListener(options: ListenerOptions): Listener {
       kick();
     },
     stats,
-    async flush() {
+    async flush(timeoutMs = 5000) {
       if (timer !== undefined) clearTimeout(timer);
       sealAll();
-      while (draining !== undefined) await draining;
+      await settle(timeoutMs);
     },
-    async close() {
-      await this.flush();
+    async close(timeoutMs = 5000) {
+      await this.flush(timeoutMs);
       closed = true;
+      if (stats.bufferedEvents > 0) {
+        // The broker did not take them in time: they are lost, and said so.
+        stats.droppedEvents += stats.bufferedEvents;
+        log.warn(
+          { droppedEvents: stats.bufferedEvents },
+          'listener closed with events still buffered',
+        );
+        stats.bufferedEvents = 0;
+        ready.length = 0;
+        readyHead = 0;
+      }
     },
   };
 }

@@ -52,7 +52,11 @@ describe('assertTopology', () => {
       'x-dead-letter-exchange': topology.deadLetterExchange,
     });
     const dead = await queueInfo(topology.deadLetterQueue);
-    expect(dead.arguments).toEqual({ 'x-max-length': 100_000, 'x-overflow': 'drop-head' });
+    expect(dead.arguments).toEqual({
+      'x-max-length': 100_000,
+      'x-max-length-bytes': 64 * 1024 * 1024,
+      'x-overflow': 'drop-head',
+    });
     const exchange = await get<{ type: string; durable: boolean }>(
       `/api/exchanges/${vhost}/${encodeURIComponent(topology.exchange)}`,
     );

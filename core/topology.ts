@@ -32,6 +32,7 @@ export interface Topology {
 
 const DEFAULT_BINDINGS: readonly string[] = ['#'];
 const DEFAULT_DEAD_LETTER_MAX_LENGTH = 100_000;
+const DEAD_LETTER_MAX_BYTES = 64 * 1024 * 1024;
 /** AMQP reply code of a declaration whose arguments differ from the existing entity's. */
 const PRECONDITION_FAILED = 406;
 
@@ -93,6 +94,8 @@ export async function assertTopology(
       durable: true,
       arguments: {
         'x-max-length': options.deadLetterMaxLength ?? DEFAULT_DEAD_LETTER_MAX_LENGTH,
+        // Dead letters keep their bodies; only their headers are counted, so bound the bytes too.
+        'x-max-length-bytes': DEAD_LETTER_MAX_BYTES,
         'x-overflow': 'drop-head',
         ...typeArgs,
       },

@@ -12,6 +12,8 @@
 -- Each symbol's hash is read once and written once; each board gets one command per group.
 -- Board scores are stored negated so that ZRANGE gives score descending, ties by symbol ascending.
 local call, tonumber, argv = redis.call, tonumber, ARGV
+-- Everything that can fail on bad input runs before the batch ids are marked applied.
+local records = cmsgpack.unpack(argv[11])
 
 -- Exactly once: when any batch of the group was applied before, nothing is applied and those
 -- ids are returned, so the caller can apply the group again without them.
@@ -38,7 +40,6 @@ local function later(e1, av1, e2, av2)
 end
 
 -- Index the records by symbol.
-local records = cmsgpack.unpack(argv[11])
 local aggRec, tradeRec, windowRec = records[1], records[2], records[3]
 local aggs, trades, order, seen = {}, {}, {}, {}
 local function touch(sym)
@@ -104,11 +105,12 @@ if nSym > 0 then
   end
 end
 
+-- In chunks: Lua's unpack stops near 8,000 values.
 local prevs = {}
-if #aggSyms > 0 then
-  local values = call('HMGET', KEYS[4], unpack(aggSyms))
-  for k, sym in ipairs(aggSyms) do
-    prevs[sym] = tonumber(values[k])
+for k = 1, #aggSyms, 2000 do
+  local values = call('HMGET', KEYS[4], unpack(aggSyms, k, math.min(k + 1999, #aggSyms)))
+  for n = 1, #values do
+    prevs[aggSyms[k + n - 1]] = tonumber(values[n])
   end
 end
 

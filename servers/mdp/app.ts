@@ -133,6 +133,7 @@ export function createMdp(options: MdpOptions): Mdp {
       (started ??= (async () => {
         const app = createHttpApp({ ready, health });
         server = await listen(app, options.http.host, options.http.port);
+        // A close() that arrives while starting wins: each step below checks it.
         log.info(
           { host: options.http.host, port: (server.address() as AddressInfo).port },
           'http listening',
@@ -140,12 +141,15 @@ export function createMdp(options: MdpOptions): Mdp {
         sampler = setInterval(() => meter.sample(), 1000).unref();
         await redis.connect();
         await publisher.start();
+        if (closing) return;
         const topology = {
           queueTtlMs: transport.queueTtlMs,
           queueMaxLength: transport.queueMaxLength,
         };
         await declareAnalyzerQueue(connection.amqpUrl, names, options.group, topology);
+        if (closing) return;
         await analyzer?.start();
+        if (closing) return;
         cancelPrevCloses = schedulePrevCloses(
           options.prevCloses,
           store,

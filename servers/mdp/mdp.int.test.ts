@@ -31,7 +31,7 @@ describe('mdp pipeline', () => {
     mdp = createMdp({
       massive: { url: server.url, apiKey: 'k-123', topics: ['A.*', 'T.*'] },
       connection: { amqpUrl, redisUrl, namespace },
-      transport: parseTransportOptions({ batchMaxDelayMs: 5 }),
+      transport: parseTransportOptions({ batchMaxDelayMs: 5, queueTtlMs: 60_000 }),
       board: parseBoardOptions({ publishIntervalMs: 50 }),
       analyzer,
       group: 'analyzers',
