@@ -8,7 +8,9 @@ import {
   createNames,
   parseBoardOptions,
   parseConnectionOptions,
+  redactUrl,
   tradingDateOf,
+  ServiceError,
   type BoardsView,
 } from '../core/index.ts';
 import { connectionOptions, integer } from './options.ts';
@@ -62,18 +64,28 @@ export function boardsCommand(): Command {
         momentumMinHistoryMs: flags.momentumMinHistoryMs,
       });
       if (flags.date !== undefined) assertDate(flags.date);
-      const redis = new Redis(connection.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+      const redis = new Redis(connection.redisUrl, {
+        lazyConnect: true,
+        maxRetriesPerRequest: 1,
+        retryStrategy: () => null,
+      });
+      let lastError = '';
+      redis.on('error', (error: Error) => (lastError = error.message));
       try {
-        await redis.connect();
+        await redis.connect().catch(() => {
+          throw new ServiceError(
+            'redis',
+            `cannot connect to ${redactUrl(connection.redisUrl)} (${lastError})`,
+          );
+        });
         const store = createBoardStore({
           redis,
           names: createNames({ namespace: connection.namespace }),
           board,
         });
         const date = flags.date ?? (await store.latestDate()) ?? tradingDateOf(Date.now());
-        // Momentum depends on the window end, so it is recomputed for an exact answer now.
-        await store.refreshMomentum(date);
-        const view = await store.readBoards(date, board.top);
+        // Momentum depends on the window end: computed now, read-only, for an exact answer.
+        const view = await store.readBoards(date, board.top, { freshMomentum: true });
         process.stdout.write(
           flags.json === true ? `${JSON.stringify(view)}\n` : formatBoards(view),
         );

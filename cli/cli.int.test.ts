@@ -2,6 +2,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { DEFAULTS, createBoardStore } from '../core/index.ts';
+import { createIsolation } from '../testing/harness.ts';
 
 const { version } = JSON.parse(
   readFileSync(new URL('../package.json', import.meta.url), 'utf8'),
@@ -13,8 +15,12 @@ const SYSTEM_NODE = ['/usr/bin/node', '/usr/local/bin/node'].find(
     Number(spawnSync(node, ['-p', 'process.versions.node.split(".")[0]']).stdout.toString()) < 24,
 );
 
-function openbell(args: string[], node = process.execPath) {
-  const result = spawnSync(node, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 });
+function openbell(args: string[], node = process.execPath, env: Record<string, string> = {}) {
+  const result = spawnSync(node, [BIN, ...args], {
+    encoding: 'utf8',
+    timeout: 60_000,
+    env: { ...process.env, ...env },
+  });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
@@ -48,6 +54,43 @@ describe('openbell CLI', () => {
     });
     expect(result.status).toBe(0);
     expect((JSON.parse(result.stdout) as unknown[]).length).toBe(3);
+  });
+
+  it('prints the boards as JSON in the documented shape', async () => {
+    const iso = await createIsolation();
+    try {
+      const store = createBoardStore({ redis: iso.redis, names: iso.names, board: DEFAULTS.board });
+      const open = Date.parse('2026-11-24T14:30:00Z');
+      await store.setPrevCloses('2026-11-24', new Map([['AAPL', 100]]));
+      await store.applyBatch({
+        v: 1,
+        id: 'cli-1',
+        receivedAtMs: open,
+        events: [
+          { ev: 'A', sym: 'AAPL', s: open, e: open + 1000, av: 500, c: 110, op: 105 },
+          { ev: 'T', sym: 'AAPL', t: open + 10, p: 110, s: 5 },
+        ],
+      });
+      const env = { REDIS_URL: iso.redisUrl, OPENBELL_NAMESPACE: iso.namespace };
+      const { code, stdout } = openbell(['boards', '--json', '--top', '5'], process.execPath, env);
+      expect(code).toBe(0);
+      const row = { sym: 'AAPL', price: 110, volume: 500 };
+      expect(JSON.parse(stdout)).toEqual({
+        date: '2026-11-24',
+        boards: {
+          gappers: [{ ...row, score: 10 }],
+          gainers: [{ ...row, score: ((110 - 105) / 105) * 100 }],
+          volume: [{ ...row, score: 500 }],
+          trades: [{ ...row, score: 1 }],
+          momentum: [],
+        },
+      });
+      const text = openbell(['boards', '--date', '2026-11-24'], process.execPath, env);
+      expect(text.stdout).toContain('gappers:');
+      expect(openbell(['boards', '--date', '24/11/2026'], process.execPath, env).code).not.toBe(0);
+    } finally {
+      await iso.cleanup();
+    }
   });
 
   it('rejects an unknown service name with a clear error', () => {

@@ -15,7 +15,17 @@ const program = new Command('openbell')
   .addCommand(boardsCommand())
   .addCommand(servicesCommand());
 
-await program.parseAsync();
+try {
+  await program.parseAsync();
+} catch (error) {
+  // A failed command is one clear line (its message names the field or service), not a stack;
+  // DEBUG=openbell shows the stack.
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`openbell: ${message}\n`);
+  if (process.env['DEBUG']?.includes('openbell') === true && error instanceof Error)
+    process.stderr.write(`${error.stack}\n`);
+  process.exitCode = 1;
+}
 
 function readVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {

@@ -123,7 +123,11 @@ describe('board store', () => {
     const again = await boards.applyBatch(repeated);
     expect(again).toMatchObject({ duplicates: 1, applied: 0 });
     expect(await boards.applied(DATE)).toEqual({ aggregates: 0, trades: 6 });
+    // Computed on read, nothing stored; then stored by a refresh: the same rows.
+    const fresh = await boards.readBoards(DATE, 20, { freshMomentum: true });
+    expect(await iso().redis.exists(iso().names.board(DATE, 'momentum'))).toBe(0);
     await boards.refreshMomentum(DATE);
+    expect(fresh).toEqual(await boards.readBoards(DATE));
 
     const { boards: view } = await boards.readBoards(DATE);
     expect(view.trades.map((r) => [r.sym, r.score])).toEqual([
@@ -230,6 +234,7 @@ describe('board store', () => {
       const live = await boards.readBoards(DATE, 500);
       const oracle = computeBoards(events, DATE, prev, { ...options, top: 500 });
       expect(live).toEqual(oracle);
+      expect(await boards.readBoards(DATE, 500, { freshMomentum: true })).toEqual(oracle);
       expect(oracle.boards.momentum.length).toBeGreaterThan(0);
       expect(oracle.boards.gainers.length).toBeGreaterThan(0);
     }

@@ -58,8 +58,15 @@ export interface BoardStore {
   setPrevCloses(date: string, closes: ReadonlyMap<string, number>): Promise<number>;
   /** Recomputes the momentum board at the current window end; returns its size. */
   refreshMomentum(date: string): Promise<number>;
-  /** Reads the top `top` rows of every board (momentum as last refreshed). */
-  readBoards(date: string, top?: number): Promise<BoardsView>;
+  /**
+   * Reads the top `top` rows of every board. Momentum is as last refreshed, or, with
+   * `freshMomentum`, computed now at the current window end without writing anything.
+   */
+  readBoards(
+    date: string,
+    top?: number,
+    options?: { freshMomentum?: boolean },
+  ): Promise<BoardsView>;
   /** The newest trading date any analyzer applied data for. */
   latestDate(): Promise<string | undefined>;
   /** Symbols with a price but no previous close on `date`. */
@@ -80,7 +87,7 @@ const SET_LATEST =
 
 type ScriptRedis = Redis & {
   openbellApply(...args: (string | Buffer)[]): Promise<[number, number | string[]]>;
-  openbellRefresh(...args: string[]): Promise<number>;
+  openbellRefresh(...args: string[]): Promise<number | string[]>;
   openbellPrevClose(...args: string[]): Promise<number>;
   openbellSetLatest(key: string, date: string): Promise<number>;
 };
@@ -225,26 +232,43 @@ export function createBoardStore(options: BoardStoreOptions): BoardStore {
     return pairs.length;
   };
 
-  const refreshMomentum = (date: string): Promise<number> =>
-    redis.openbellRefresh(
-      names.market(date),
-      names.board(date, 'trades'),
-      names.board(date, 'momentum'),
-      names.symbolPrefix(date),
-      String(board.windowMs),
-      String(board.momentumMinHistoryMs),
-      retention,
-    );
+  const momentumArgs = (date: string, mode: 'read' | 'write'): string[] => [
+    names.market(date),
+    names.board(date, 'trades'),
+    names.board(date, 'momentum'),
+    names.symbolPrefix(date),
+    String(board.windowMs),
+    String(board.momentumMinHistoryMs),
+    retention,
+    mode,
+  ];
 
-  const readBoards = async (date: string, top = board.top): Promise<BoardsView> => {
+  const refreshMomentum = async (date: string): Promise<number> =>
+    (await redis.openbellRefresh(...momentumArgs(date, 'write'))) as number;
+
+  /** Momentum computed now, without writing: `[sym, negated score]` pairs as stored. */
+  const momentumNow = async (date: string, top: number): Promise<string[]> => {
+    const pairs = (await redis.openbellRefresh(...momentumArgs(date, 'read'))) as string[];
+    const rows: [string, number][] = [];
+    for (let i = 0; i < pairs.length; i += 2) rows.push([pairs[i + 1]!, Number(pairs[i])]);
+    rows.sort(([a, x], [b, y]) => x - y || (a < b ? -1 : a > b ? 1 : 0));
+    return rows.slice(0, top).flatMap(([sym, score]) => [sym, String(score)]);
+  };
+
+  const readBoards = async (
+    date: string,
+    top = board.top,
+    options: { freshMomentum?: boolean } = {},
+  ): Promise<BoardsView> => {
     const pipeline = redis.pipeline();
     for (const name of BOARD_NAMES)
       pipeline.zrange(names.board(date, name), 0, top - 1, 'WITHSCORES');
     const ranked = (await pipeline.exec()) ?? [];
-    const lists = BOARD_NAMES.map((_, n) => {
+    const fresh = options.freshMomentum === true ? await momentumNow(date, top) : undefined;
+    const lists = BOARD_NAMES.map((name, n) => {
       const [error, flat] = ranked[n] ?? [null, []];
       if (error) throw error;
-      const pairs = flat as string[];
+      const pairs = name === 'momentum' && fresh !== undefined ? fresh : (flat as string[]);
       const rows: { sym: string; score: number }[] = [];
       // Scores are stored negated (see lua/apply.lua); `0 - x` turns them back without a -0.
       for (let i = 0; i < pairs.length; i += 2)

@@ -88,6 +88,19 @@ describe('batch publisher', () => {
     await vi.waitFor(() => expect(out.stats.confirmed).toBe(1));
   });
 
+  it('counts batches that reach no queue as unroutable, with their events', async () => {
+    const out = publisher();
+    await out.start();
+    expect(out.tryPublish('T', Buffer.from([0x91, 0x01]), { [EVENTS_HEADER]: 7 })).toBe(true);
+    await vi.waitFor(() =>
+      expect(out.stats).toMatchObject({ unroutable: 1, unroutableEvents: 7, confirmed: 1 }),
+    );
+    await tap();
+    expect(out.tryPublish('T', Buffer.from([0x91, 0x01]), { [EVENTS_HEADER]: 7 })).toBe(true);
+    await vi.waitFor(() => expect(out.stats.confirmed).toBe(2));
+    expect(out.stats.unroutable).toBe(1);
+  });
+
   it('refuses at maxInFlight and whenWritable resolves once confirms arrive', async () => {
     const out = publisher({ maxInFlight: 2 });
     await out.start();

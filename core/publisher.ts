@@ -3,7 +3,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { ServiceError } from './errors.ts';
 import type { Names } from './names.ts';
-import { assertEventExchange, connectRecovering, type RecoveringConnection } from './topology.ts';
+import {
+  EVENTS_HEADER,
+  assertEventExchange,
+  connectRecovering,
+  type RecoveringConnection,
+} from './topology.ts';
 
 /** Options of {@link createBatchPublisher}. */
 export interface BatchPublisherOptions {
@@ -30,6 +35,13 @@ export interface BatchPublisherStats {
   published: number;
   /** Messages the broker confirmed. */
   confirmed: number;
+  /**
+   * Messages no queue took (no consumer group declared for their routing key): the broker
+   * returns them (they are published `mandatory`) and still confirms them. Lost, counted.
+   */
+  unroutable: number;
+  /** Events in {@link BatchPublisherStats.unroutable} messages (from their events header). */
+  unroutableEvents: number;
   /** Messages the broker refused (nack): lost, counted. */
   nacked: number;
   /** Messages whose channel closed before their confirm: they may or may not have been routed. */
@@ -87,6 +99,8 @@ class AmqpBatchPublisher implements BatchPublisher {
     published: 0,
     confirmed: 0,
     nacked: 0,
+    unroutable: 0,
+    unroutableEvents: 0,
     lost: 0,
     inFlight: 0,
     reconnects: 0,
@@ -106,6 +120,7 @@ class AmqpBatchPublisher implements BatchPublisher {
   private closing = false;
   private writable: PromiseWithResolvers<void> | undefined;
   private nackLoggedAtMs = -Infinity;
+  private returnLoggedAtMs = -Infinity;
   private started: Promise<void> | undefined;
   private closed: Promise<void> | undefined;
 
@@ -140,7 +155,7 @@ class AmqpBatchPublisher implements BatchPublisher {
         // Transient: a batch is worthless once the queue TTL (seconds) has passed, so surviving a
         // broker restart buys nothing, while persisting costs disk writes at the open's peak.
         // Confirms still tell us the broker took it.
-        { persistent: false, contentType: 'application/msgpack', headers },
+        { persistent: false, mandatory: true, contentType: 'application/msgpack', headers },
         (error: unknown) => this.onConfirm(error),
       );
     } catch (error) {
@@ -227,6 +242,17 @@ class AmqpBatchPublisher implements BatchPublisher {
   private async setup(model: ChannelModel): Promise<void> {
     const channel = await model.createConfirmChannel();
     channel.on('error', (error: Error) => this.log.warn({ err: error }, 'publisher channel error'));
+    channel.on('return', (message: { properties: { headers?: Record<string, unknown> } }) => {
+      this.stats.unroutable++;
+      this.stats.unroutableEvents += Number(message.properties.headers?.[EVENTS_HEADER] ?? 0);
+      const now = performance.now();
+      if (now - this.returnLoggedAtMs < NACK_LOG_INTERVAL_MS) return;
+      this.returnLoggedAtMs = now;
+      this.log.warn(
+        { unroutable: this.stats.unroutable },
+        'batches reached no queue: declare a consumer group (counted)',
+      );
+    });
     channel.on('drain', () => {
       if (channel !== this.channel) return;
       this.draining = false;

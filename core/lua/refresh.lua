@@ -2,11 +2,15 @@
 -- window, N_w / (N_d * W / T_d), W the window in seconds and T_d the seconds from the symbol's
 -- first trade to the window end; symbols with T_d below the minimum history are left out.
 -- KEYS: 1 market hash, 2 trades board, 3 momentum board
--- ARGV: 1 symbol key prefix, 2 window ms, 3 minimum history ms, 4 retention ms
+-- ARGV: 1 symbol key prefix, 2 window ms, 3 minimum history ms, 4 retention ms,
+--       5 'read' to return the (negated score, symbol) pairs instead of storing them
+local readOnly = ARGV[5] == 'read'
 local tEnd = tonumber(redis.call('HGET', KEYS[1], 'tEnd'))
-redis.call('DEL', KEYS[3])
+if not readOnly then
+  redis.call('DEL', KEYS[3])
+end
 if tEnd == nil then
-  return 0
+  return readOnly and {} or 0
 end
 local prefix, windowSec, minHistoryMs = ARGV[1], tonumber(ARGV[2]) / 1000, tonumber(ARGV[3])
 local args = {}
@@ -18,6 +22,13 @@ for _, sym in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
     args[#args + 1] = 0 - wv / (tv * windowSec / td)
     args[#args + 1] = sym
   end
+end
+if readOnly then
+  -- Scores as strings: a Lua number in a reply would be truncated to an integer.
+  for k = 1, #args, 2 do
+    args[k] = string.format('%.17g', args[k])
+  end
+  return args
 end
 for k = 1, #args, 2000 do
   redis.call('ZADD', KEYS[3], unpack(args, k, math.min(k + 1999, #args)))
