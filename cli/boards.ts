@@ -6,24 +6,25 @@ import {
   assertDate,
   createBoardStore,
   createNames,
-  parseBoardOptions,
-  parseConnectionOptions,
   redactUrl,
   tradingDateOf,
   ServiceError,
   type BoardsView,
 } from '../core/index.ts';
-import { connectionOptions, integer } from './options.ts';
+import {
+  boardWindowOptions,
+  connectionOptions,
+  integer,
+  parseBoardFlags,
+  parseConnectionFlags,
+  type BoardWindowFlags,
+  type ConnectionFlags,
+} from './options.ts';
 
-interface BoardsFlags {
-  redisUrl: string;
-  amqpUrl: string;
-  namespace: string;
+interface BoardsFlags extends ConnectionFlags, BoardWindowFlags {
   date?: string;
   top: number;
   json?: boolean;
-  windowMs: number;
-  momentumMinHistoryMs: number;
 }
 
 /** `openbell boards`: prints the live boards of a trading date from Redis. */
@@ -31,7 +32,9 @@ export function boardsCommand(): Command {
   const command = new Command('boards').description(
     'Print the boards of a trading date (default: the newest with data).',
   );
-  for (const option of connectionOptions()) command.addOption(option);
+  // Boards are read from Redis only.
+  const redisOnly = connectionOptions().filter((option) => option.long !== '--amqp-url');
+  for (const option of [...redisOnly, ...boardWindowOptions()]) command.addOption(option);
   command
     .addOption(new Option('--date <YYYY-MM-DD>', 'trading date (America/New_York)'))
     .addOption(
@@ -40,29 +43,9 @@ export function boardsCommand(): Command {
         .default(DEFAULTS.board.top),
     )
     .addOption(new Option('--json', 'print {"date","boards":{…}} as JSON'))
-    .addOption(
-      new Option('--window-ms <ms>', 'sliding window of trades and momentum')
-        .env('OPENBELL_WINDOW_MS')
-        .argParser(integer)
-        .default(DEFAULTS.board.windowMs),
-    )
-    .addOption(
-      new Option('--momentum-min-history-ms <ms>', 'history a symbol needs for momentum')
-        .env('OPENBELL_MOMENTUM_MIN_HISTORY_MS')
-        .argParser(integer)
-        .default(DEFAULTS.board.momentumMinHistoryMs),
-    )
     .action(async (flags: BoardsFlags) => {
-      const connection = parseConnectionOptions({
-        redisUrl: flags.redisUrl,
-        amqpUrl: flags.amqpUrl,
-        namespace: flags.namespace,
-      });
-      const board = parseBoardOptions({
-        top: flags.top,
-        windowMs: flags.windowMs,
-        momentumMinHistoryMs: flags.momentumMinHistoryMs,
-      });
+      const connection = parseConnectionFlags(flags);
+      const board = parseBoardFlags(flags);
       if (flags.date !== undefined) assertDate(flags.date);
       const redis = new Redis(connection.redisUrl, {
         lazyConnect: true,

@@ -1,5 +1,11 @@
 import { InvalidArgumentError, Option } from 'commander';
-import { DEFAULTS } from '../core/index.ts';
+import {
+  DEFAULTS,
+  parseBoardOptions,
+  parseConnectionOptions,
+  type BoardOptions,
+  type ConnectionOptions,
+} from '../core/index.ts';
 
 /** Parses a whole number for an option, with the option's name in the error. */
 export function integer(value: string): number {
@@ -55,6 +61,61 @@ export function analyzerOptions(): Option[] {
       .env('OPENBELL_PUBLISH_INTERVAL_MS')
       .argParser(integer)
       .default(b.publishIntervalMs),
+    ...boardWindowOptions(),
+  ];
+}
+
+/** The flags of {@link connectionOptions}. */
+export interface ConnectionFlags {
+  redisUrl: string;
+  /** Absent for commands that only read Redis. */
+  amqpUrl?: string;
+  namespace: string;
+}
+
+/** The flags of {@link analyzerOptions}. */
+export interface AnalyzerFlags extends BoardWindowFlags {
+  group: string;
+  queueTtlMs: number;
+  queueMaxLength: number;
+  prefetch: number;
+  top: number;
+  publishIntervalMs: number;
+}
+
+/** The flags that define the trades window and momentum. */
+export interface BoardWindowFlags {
+  windowMs: number;
+  momentumMinHistoryMs: number;
+}
+
+/** Validated connection options from the flags (named errors on bad values). */
+export function parseConnectionFlags(flags: ConnectionFlags): ConnectionOptions {
+  return parseConnectionOptions({
+    redisUrl: flags.redisUrl,
+    amqpUrl: flags.amqpUrl,
+    namespace: flags.namespace,
+  });
+}
+
+/** Validated board options from the flags (named errors on bad values). */
+export function parseBoardFlags(
+  flags: BoardWindowFlags & Partial<Pick<AnalyzerFlags, 'top' | 'publishIntervalMs'>>,
+): BoardOptions {
+  return parseBoardOptions({
+    windowMs: flags.windowMs,
+    momentumMinHistoryMs: flags.momentumMinHistoryMs,
+    ...(flags.top === undefined ? {} : { top: flags.top }),
+    ...(flags.publishIntervalMs === undefined
+      ? {}
+      : { publishIntervalMs: flags.publishIntervalMs }),
+  });
+}
+
+/** The trades-window options, shared by the analyzers and `openbell boards`. */
+export function boardWindowOptions(): Option[] {
+  const b = DEFAULTS.board;
+  return [
     new Option('--window-ms <ms>', 'sliding window of the trades and momentum boards')
       .env('OPENBELL_WINDOW_MS')
       .argParser(integer)

@@ -2,7 +2,7 @@ import amqp, { type Channel } from 'amqplib';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { management, useIsolation, type Isolation } from '../testing/harness.ts';
+import { bounceVhost, useIsolation } from '../testing/harness.ts';
 import { decodeBatch, encodeBatch, type EventBatch } from './batch.ts';
 import {
   createBatchConsumer,
@@ -18,23 +18,6 @@ import { assertTopology, EVENTS_HEADER, type TopologyOptions } from './topology.
 const log = pino({ level: 'silent' });
 const TOPOLOGY: TopologyOptions = { queueTtlMs: 60_000, queueMaxLength: 1000 };
 const FAST = { retryInitialMs: 5, retryMaxMs: 20, reconnectInitialMs: 20, reconnectMaxMs: 200 };
-
-/**
- * Deletes and recreates the test's vhost: the broker closes every connection in it, as in an
- * outage, and forgets its exchanges and queues. (Dropping connections one by one through the
- * management API waits up to its statistics interval before they are listed.)
- */
-async function bounceVhost(iso: Isolation): Promise<void> {
-  const vhost = encodeURIComponent(iso.vhost);
-  const user = encodeURIComponent(decodeURIComponent(new URL(iso.amqpUrl).username || 'guest'));
-  await management(iso.managementUrl, 'DELETE', `/api/vhosts/${vhost}`);
-  await management(iso.managementUrl, 'PUT', `/api/vhosts/${vhost}`, {});
-  await management(iso.managementUrl, 'PUT', `/api/permissions/${vhost}/${user}`, {
-    configure: '.*',
-    write: '.*',
-    read: '.*',
-  });
-}
 
 function trades(count: number): MarketEvent[] {
   return Array.from({ length: count }, (_, n) => ({

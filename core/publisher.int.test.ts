@@ -1,7 +1,7 @@
 import amqp, { type Channel, type ChannelModel } from 'amqplib';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { management, useIsolation, type Isolation } from '../testing/harness.ts';
+import { bounceVhost, useIsolation } from '../testing/harness.ts';
 import { ConfigError, ServiceError } from './errors.ts';
 import {
   createBatchPublisher,
@@ -11,23 +11,6 @@ import {
 import { EVENTS_HEADER } from './topology.ts';
 
 const log = pino({ level: 'silent' });
-
-/**
- * Deletes and recreates the test's vhost: the broker closes every connection in it, as in an
- * outage, and forgets its exchanges and queues. (Dropping connections one by one through the
- * management API waits up to its statistics interval before they are listed.)
- */
-async function bounceVhost(iso: Isolation): Promise<void> {
-  const vhost = encodeURIComponent(iso.vhost);
-  const user = encodeURIComponent(decodeURIComponent(new URL(iso.amqpUrl).username || 'guest'));
-  await management(iso.managementUrl, 'DELETE', `/api/vhosts/${vhost}`);
-  await management(iso.managementUrl, 'PUT', `/api/vhosts/${vhost}`, {});
-  await management(iso.managementUrl, 'PUT', `/api/permissions/${vhost}/${user}`, {
-    configure: '.*',
-    write: '.*',
-    read: '.*',
-  });
-}
 
 describe('batch publisher', () => {
   const iso = useIsolation();

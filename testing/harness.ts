@@ -77,6 +77,23 @@ export async function createIsolation(): Promise<Isolation> {
 }
 
 /**
+ * Deletes and recreates the test's vhost: the broker closes every connection in it, as in an
+ * outage, and forgets its exchanges and queues. (Dropping connections one by one through the
+ * management API waits up to its statistics interval before they are listed.)
+ */
+export async function bounceVhost(iso: Isolation): Promise<void> {
+  const vhost = encodeURIComponent(iso.vhost);
+  const user = encodeURIComponent(decodeURIComponent(new URL(iso.amqpUrl).username || 'guest'));
+  await management(iso.managementUrl, 'DELETE', `/api/vhosts/${vhost}`);
+  await management(iso.managementUrl, 'PUT', `/api/vhosts/${vhost}`, {});
+  await management(iso.managementUrl, 'PUT', `/api/permissions/${vhost}/${user}`, {
+    configure: '.*',
+    write: '.*',
+    read: '.*',
+  });
+}
+
+/**
  * Registers beforeEach/afterEach hooks that give every test of the file its own isolation;
  * returns a getter for the current one.
  */

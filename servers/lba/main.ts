@@ -3,27 +3,20 @@ import { Redis } from 'ioredis';
 import {
   createAnalyzer,
   createNames,
-  parseBoardOptions,
-  parseConnectionOptions,
   parseTransportOptions,
   type Analyzer,
 } from '../../core/index.ts';
-import { analyzerOptions, connectionOptions } from '../../cli/options.ts';
+import {
+  analyzerOptions,
+  connectionOptions,
+  parseBoardFlags,
+  parseConnectionFlags,
+  type AnalyzerFlags,
+  type ConnectionFlags,
+} from '../../cli/options.ts';
 import { createRootLogger, runService } from '../../cli/run-service.ts';
 
-interface LbaFlags {
-  redisUrl: string;
-  amqpUrl: string;
-  namespace: string;
-  group: string;
-  queueTtlMs: number;
-  queueMaxLength: number;
-  prefetch: number;
-  top: number;
-  publishIntervalMs: number;
-  windowMs: number;
-  momentumMinHistoryMs: number;
-}
+type LbaFlags = ConnectionFlags & AnalyzerFlags;
 
 /** `openbell lba`: a headless analyzer; run as many as needed against the same RabbitMQ and Redis. */
 export function lbaCommand(): Command {
@@ -33,22 +26,13 @@ export function lbaCommand(): Command {
   for (const option of [...connectionOptions(), ...analyzerOptions()]) command.addOption(option);
   command.action(async (flags: LbaFlags) => {
     const log = createRootLogger('openbell-lba');
-    const connection = parseConnectionOptions({
-      redisUrl: flags.redisUrl,
-      amqpUrl: flags.amqpUrl,
-      namespace: flags.namespace,
-    });
+    const connection = parseConnectionFlags(flags);
     const transport = parseTransportOptions({
       queueTtlMs: flags.queueTtlMs,
       queueMaxLength: flags.queueMaxLength,
       prefetch: flags.prefetch,
     });
-    const board = parseBoardOptions({
-      top: flags.top,
-      publishIntervalMs: flags.publishIntervalMs,
-      windowMs: flags.windowMs,
-      momentumMinHistoryMs: flags.momentumMinHistoryMs,
-    });
+    const board = parseBoardFlags(flags);
     const redis = new Redis(connection.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2 });
     redis.on('error', (error: Error) => log.debug({ err: error.message }, 'redis'));
     const analyzer: Analyzer = createAnalyzer({

@@ -1,34 +1,25 @@
 import { Command, Option } from 'commander';
+import { DEFAULT_TOPICS, MASSIVE_STOCKS_URL, parseTransportOptions } from '../../core/index.ts';
 import {
-  DEFAULT_TOPICS,
-  MASSIVE_STOCKS_URL,
-  parseBoardOptions,
-  parseConnectionOptions,
-  parseTransportOptions,
-} from '../../core/index.ts';
-import { analyzerOptions, connectionOptions, integer } from '../../cli/options.ts';
+  analyzerOptions,
+  connectionOptions,
+  integer,
+  parseBoardFlags,
+  parseConnectionFlags,
+  type AnalyzerFlags,
+  type ConnectionFlags,
+} from '../../cli/options.ts';
 import { createRootLogger, runService } from '../../cli/run-service.ts';
 import { createMdp } from './app.ts';
 import type { PrevCloseSource } from './prev-close.ts';
 
-interface MdpFlags {
+interface MdpFlags extends ConnectionFlags, AnalyzerFlags {
   massiveWsUrl: string;
   massiveApiKey?: string;
   topics: string;
-  redisUrl: string;
-  amqpUrl: string;
-  namespace: string;
   host: string;
   port: number;
   analyzer: boolean;
-  group: string;
-  queueTtlMs: number;
-  queueMaxLength: number;
-  prefetch: number;
-  top: number;
-  publishIntervalMs: number;
-  windowMs: number;
-  momentumMinHistoryMs: number;
   batchMaxEvents: number;
   batchMaxDelayMs: number;
   bufferMaxEvents: number;
@@ -147,11 +138,7 @@ export function mdpCommand(): Command {
             .map((s) => s.trim())
             .filter(Boolean),
         },
-        connection: parseConnectionOptions({
-          redisUrl: flags.redisUrl,
-          amqpUrl: flags.amqpUrl,
-          namespace: flags.namespace,
-        }),
+        connection: parseConnectionFlags(flags),
         transport: parseTransportOptions({
           queueTtlMs: flags.queueTtlMs,
           queueMaxLength: flags.queueMaxLength,
@@ -160,12 +147,7 @@ export function mdpCommand(): Command {
           batchMaxDelayMs: flags.batchMaxDelayMs,
           bufferMaxEvents: flags.bufferMaxEvents,
         }),
-        board: parseBoardOptions({
-          top: flags.top,
-          publishIntervalMs: flags.publishIntervalMs,
-          windowMs: flags.windowMs,
-          momentumMinHistoryMs: flags.momentumMinHistoryMs,
-        }),
+        board: parseBoardFlags(flags),
         analyzer: flags.analyzer,
         group: flags.group,
         http: { host: flags.host, port: flags.port },
