@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
-import { pack } from 'msgpackr';
+import { pack, unpack } from 'msgpackr';
 import type { EventBatch } from './batch.ts';
 import { dateOfEvent, prepareBatch, type PreparedDate } from './board-prepare.ts';
 import type { BoardOptions } from './config.ts';
@@ -276,13 +276,15 @@ export function createBoardStore(options: BoardStoreOptions): BoardStore {
       return rows;
     });
     const symbols = [...new Set(lists.flat().map((r) => r.sym))];
-    const state = redis.pipeline();
-    for (const sym of symbols) state.hmget(names.symbol(date, sym), 'c', 'av');
-    const states = (await state.exec()) ?? [];
+    const keys = symbols.map((sym) => names.symbol(date, sym));
+    const values = keys.length === 0 ? [] : await redis.mgetBuffer(...keys);
     const quote = new Map<string, [number | null, number | null]>();
+    const number = (value: unknown): number | null => (typeof value === 'number' ? value : null);
     symbols.forEach((sym, n) => {
-      const [c, av] = (states[n]?.[1] ?? [null, null]) as [string | null, string | null];
-      quote.set(sym, [c === null ? null : Number(c), av === null ? null : Number(av)]);
+      const raw = values[n];
+      // The state array of lua/apply.lua: e, av, c, … (false where unknown).
+      const state = raw === null || raw === undefined ? [] : (unpack(raw) as unknown[]);
+      quote.set(sym, [number(state[2]), number(state[1])]);
     });
     const boards = Object.fromEntries(
       BOARD_NAMES.map((name, n) => [

@@ -26,7 +26,10 @@ export interface Names {
   readonly namespace: string;
   /** Sorted set of one board for a trading date. */
   board(date: string, board: BoardName): string;
-  /** Hash of one symbol's state for a trading date. */
+  /**
+   * One symbol's state for a trading date: a msgpack array `[e, av, c, oe, oav, op, tn, tv, tf,
+   * wn, wv]` (false where unknown), read and written whole by the board scripts.
+   */
   symbol(date: string, sym: string): string;
   /** Prefix of {@link Names.symbol} keys, for scripts that address symbols they are given. */
   symbolPrefix(date: string): string;

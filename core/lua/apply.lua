@@ -117,44 +117,44 @@ end
 local volume, gappers, gainers, tradesBoard, tradesGone, noPrev = {}, {}, {}, {}, {}, {}
 local changed = 0
 
-local function applyBar(sym, a, cur, set)
+-- A symbol's state is one msgpack array: e, av, c, oe, oav, op, tn, tv, tf, wn, wv (false when
+-- unknown). One MGET per chunk of symbols reads them all; one SET ... PX writes each.
+local E, AV, C, OE, OAV, OP, TN, TV, TF, WN, WV = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
+
+local function applyBar(sym, a, st)
   local e, av, c, oe, oav, op = aggRec[a + 1], aggRec[a + 2], aggRec[a + 3], aggRec[a + 4], aggRec[a + 5], aggRec[a + 6]
-  local price, vol, open = tonumber(cur[3]), tonumber(cur[2]), tonumber(cur[6])
   local dirty = false
-  if later(e, av, tonumber(cur[1]), vol) then
-    set[#set + 1], set[#set + 2], set[#set + 3], set[#set + 4], set[#set + 5], set[#set + 6] = 'e', e, 'av', av, 'c', c
-    price, vol, dirty = c, av, true
+  if later(e, av, st[E] or nil, st[AV] or nil) then
+    st[E], st[AV], st[C], dirty = e, av, c, true
   end
-  if op > 0 and later(oe, oav, tonumber(cur[4]), tonumber(cur[5])) then
-    set[#set + 1], set[#set + 2], set[#set + 3], set[#set + 4], set[#set + 5], set[#set + 6] = 'oe', oe, 'oav', oav, 'op', op
-    open, dirty = op, true
+  if op > 0 and later(oe, oav, st[OE] or nil, st[OAV] or nil) then
+    st[OE], st[OAV], st[OP], dirty = oe, oav, op, true
   end
   if not dirty then
-    return
+    return false
   end
   changed = changed + 1
-  volume[#volume + 1], volume[#volume + 2] = 0 - vol, sym
+  local price, open = st[C], st[OP]
+  volume[#volume + 1], volume[#volume + 2] = 0 - st[AV], sym
   local prev = prevs[sym]
   if prev ~= nil and prev > 0 then
     gappers[#gappers + 1], gappers[#gappers + 2] = 0 - (price - prev) / prev * 100, sym
   else
     noPrev[#noPrev + 1] = sym
   end
-  if open ~= nil and open > 0 then
+  if open and open > 0 then
     gainers[#gainers + 1], gainers[#gainers + 2] = 0 - (price - open) / open * 100, sym
   end
+  return true
 end
 
--- cur[base + 1 .. base + 5] hold tn, tv, tf, wn, wv.
-local function applyTrades(sym, t, d, cur, base, set)
-  local wn, wv = tonumber(cur[base + 4]) or 0, tonumber(cur[base + 5]) or 0
+local function applyTrades(sym, t, d, st)
+  local wn, wv = st[WN] or 0, st[WV] or 0
   if t then
     local count, units, first = tradeRec[t + 1], tradeRec[t + 2], tradeRec[t + 3]
-    set[#set + 1], set[#set + 2] = 'tn', (tonumber(cur[base + 1]) or 0) + count
-    set[#set + 1], set[#set + 2] = 'tv', (tonumber(cur[base + 2]) or 0) + units
-    local tf = tonumber(cur[base + 3])
-    if tf == nil or first < tf then
-      set[#set + 1], set[#set + 2] = 'tf', first
+    st[TN], st[TV] = (st[TN] or 0) + count, (st[TV] or 0) + units
+    if not st[TF] or first < st[TF] then
+      st[TF] = first
     end
     if first > cutoff then
       -- Every trade of the group is inside the window: the totals are the window's.
@@ -172,7 +172,7 @@ local function applyTrades(sym, t, d, cur, base, set)
   if d then
     wn, wv = wn - d[1], wv - d[2]
   end
-  set[#set + 1], set[#set + 2], set[#set + 3], set[#set + 4] = 'wn', wn, 'wv', wv
+  st[WN], st[WV] = wn, wv
   if wn > 0 then
     tradesBoard[#tradesBoard + 1], tradesBoard[#tradesBoard + 2] = 0 - wn, sym
   else
@@ -180,28 +180,28 @@ local function applyTrades(sym, t, d, cur, base, set)
   end
 end
 
--- Read only the fields a symbol's records need; a key seen without them gets its expiry (again,
--- harmlessly, when it only held the other half).
-for _, sym in ipairs(order) do
-  local key = prefix .. sym
-  local a, t, d = aggs[sym], trades[sym], gone[sym]
-  local set = {}
-  local cur
-  if a and (t or d) then
-    cur = call('HMGET', key, 'e', 'av', 'c', 'oe', 'oav', 'op', 'tn', 'tv', 'tf', 'wn', 'wv')
-    applyBar(sym, a, cur, set)
-    applyTrades(sym, t, d, cur, 6, set)
-  elseif a then
-    cur = call('HMGET', key, 'e', 'av', 'c', 'oe', 'oav', 'op')
-    applyBar(sym, a, cur, set)
-  else
-    cur = call('HMGET', key, 'tn', 'tv', 'tf', 'wn', 'wv')
-    applyTrades(sym, t, d, cur, 0, set)
+for k = 1, #order, 2000 do
+  local last = math.min(k + 1999, #order)
+  local keys = {}
+  for n = k, last do
+    keys[#keys + 1] = prefix .. order[n]
   end
-  if #set > 0 then
-    call('HSET', key, unpack(set))
-    if cur[1] == false then
-      call('PEXPIRE', key, retentionMs)
+  local values = call('MGET', unpack(keys))
+  for n = k, last do
+    local sym = order[n]
+    local raw = values[n - k + 1]
+    local st = raw and cmsgpack.unpack(raw) or { false, false, false, false, false, false, false, false, false, false, false }
+    local a, t, d = aggs[sym], trades[sym], gone[sym]
+    local dirty = false
+    if a then
+      dirty = applyBar(sym, a, st)
+    end
+    if t or d then
+      applyTrades(sym, t, d, st)
+      dirty = true
+    end
+    if dirty then
+      call('SET', keys[n - k + 1], cmsgpack.pack(st), 'PX', retentionMs)
     end
   end
 end

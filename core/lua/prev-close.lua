@@ -5,7 +5,9 @@ local prefix = ARGV[1]
 for i = 3, #ARGV, 2 do
   local sym, close = ARGV[i], tonumber(ARGV[i + 1])
   redis.call('HSET', KEYS[1], sym, ARGV[i + 1])
-  local price = tonumber(redis.call('HGET', prefix .. sym, 'c'))
+  local raw = redis.call('GET', prefix .. sym)
+  -- The state array of lua/apply.lua: the price (c) is its third value.
+  local price = raw and cmsgpack.unpack(raw)[3] or nil
   if price ~= nil and close > 0 then
     redis.call('ZADD', KEYS[3], 0 - (price - close) / close * 100, sym)
     redis.call('SREM', KEYS[2], sym)

@@ -14,13 +14,26 @@ if tEnd == nil then
 end
 local prefix, windowSec, minHistoryMs = ARGV[1], tonumber(ARGV[2]) / 1000, tonumber(ARGV[3])
 local args = {}
-for _, sym in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-  local v = redis.call('HMGET', prefix .. sym, 'wv', 'tv', 'tf')
-  local wv, tv, tf = tonumber(v[1]), tonumber(v[2]), tonumber(v[3])
-  if wv ~= nil and tv ~= nil and tf ~= nil and tv > 0 and tEnd - tf >= minHistoryMs then
-    local td = (tEnd - tf) / 1000
-    args[#args + 1] = 0 - wv / (tv * windowSec / td)
-    args[#args + 1] = sym
+local syms = redis.call('ZRANGE', KEYS[2], 0, -1)
+for k = 1, #syms, 2000 do
+  local last = math.min(k + 1999, #syms)
+  local keys = {}
+  for n = k, last do
+    keys[#keys + 1] = prefix .. syms[n]
+  end
+  local values = redis.call('MGET', unpack(keys))
+  for n = k, last do
+    local raw = values[n - k + 1]
+    if raw then
+      -- The state array of lua/apply.lua: tv, tf, wv at 8, 9, 11.
+      local st = cmsgpack.unpack(raw)
+      local tv, tf, wv = st[8], st[9], st[11]
+      if wv and tv and tf and tv > 0 and tEnd - tf >= minHistoryMs then
+        local td = (tEnd - tf) / 1000
+        args[#args + 1] = 0 - wv / (tv * windowSec / td)
+        args[#args + 1] = syms[n]
+      end
+    end
   end
 end
 if readOnly then
