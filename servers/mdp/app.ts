@@ -33,6 +33,8 @@ export interface MdpOptions {
   http: { host: string; port: number };
   prevCloses: PrevCloseSource;
   log: Logger;
+  /** Called once when the feed cannot go on (e.g. Massive refused the API key). */
+  onFatal?(error: Error): void;
 }
 
 /** The scale-up server: listener, optional in-process analyzer, and HTTP health endpoints. */
@@ -65,6 +67,12 @@ export function createMdp(options: MdpOptions): Mdp {
     log: log.child({ component: 'massive' }),
     decodeCounts,
     onEvents: (events, receivedAtMs) => listener.push(events, receivedAtMs),
+  });
+  client.onStateChange((state) => {
+    if (state !== 'failed') return;
+    const error = client.error ?? new Error('the Massive feed failed');
+    log.error({ err: error.message }, 'massive feed failed; not retrying');
+    options.onFatal?.(error);
   });
   const redis = new Redis(connection.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2 });
   redis.on('error', (error: Error) => log.debug({ err: error.message }, 'redis'));

@@ -153,6 +153,11 @@ export function mdpCommand(): Command {
         http: { host: flags.host, port: flags.port },
         prevCloses,
         log,
+        // A refused API key will not fix itself: stop, and say why, with a failing exit status.
+        onFatal: (error) => {
+          process.stderr.write(`openbell mdp: ${error.message}\n`);
+          void mdp.close().finally(() => process.exit(1));
+        },
       });
       await runService(mdp, log);
     });

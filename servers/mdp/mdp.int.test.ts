@@ -123,6 +123,30 @@ describe('mdp pipeline', () => {
     expect(await (await fetch(`http://127.0.0.1:${app.port}/healthz`)).text()).toBe('ok\n');
   });
 
+  it('reports a refused API key as fatal, without the key in any message', async () => {
+    server = await createMassiveTestServer({ apiKey: 'right-key' });
+    const { amqpUrl, redisUrl, namespace } = iso();
+    const fatal: Error[] = [];
+    mdp = createMdp({
+      massive: { url: server.url, apiKey: 'wrong-key-42', topics: ['A.*'] },
+      connection: { amqpUrl, redisUrl, namespace },
+      transport: parseTransportOptions(),
+      board: parseBoardOptions(),
+      analyzer: false,
+      group: 'analyzers',
+      http: { host: '127.0.0.1', port: 0 },
+      prevCloses: { kind: 'none' },
+      log,
+      onFatal: (error) => fatal.push(error),
+    });
+    await mdp.start();
+    await expect.poll(() => fatal.length, { timeout: 10_000 }).toBe(1);
+    expect(fatal[0]!.message).toMatch(/auth/i);
+    expect(fatal[0]!.message).not.toContain('wrong-key-42');
+    expect(JSON.stringify(mdp.health())).not.toContain('wrong-key-42');
+    expect((mdp.health() as { massive: { state: string } }).massive.state).toBe('failed');
+  });
+
   it('declares the analyzers queue at start, so a feed that arrives before any lba waits for it', async () => {
     await startMdp(false);
     server!.send([{ ev: 'T', sym: 'AMD', t: OPEN, p: 150, s: 10 }]);
