@@ -35,7 +35,7 @@ export interface PreparedBatch {
 }
 
 interface BarPick {
-  best: AggregateEvent & { e: number; av: number; c: number };
+  best: { e: number; av: number; c: number };
   open?: { e: number; av: number; op: number };
 }
 
@@ -118,12 +118,12 @@ function addBar(bar: AggregateEvent, partOf: (ms: number) => DateParts): boolean
   const pick = part.bars.get(bar.sym);
   if (pick === undefined) {
     part.bars.set(bar.sym, {
-      best: { ...bar, e, av, c },
+      best: { e, av, c },
       ...(op === undefined ? {} : { open: { e, av, op } }),
     });
     return true;
   }
-  if (later(e, av, pick.best.e, pick.best.av)) pick.best = { ...bar, e, av, c };
+  if (later(e, av, pick.best.e, pick.best.av)) pick.best = { e, av, c };
   if (op !== undefined && (pick.open === undefined || later(e, av, pick.open.e, pick.open.av)))
     pick.open = { e, av, op };
   return true;

@@ -70,9 +70,20 @@ export function newYorkOffsetMs(ms: number): number {
   return offset;
 }
 
+// New York's date changes only on a whole UTC hour too: one lookup per hour of event time.
+const dateByHour = new Map<number, string>();
+
 /** The New York calendar date (`YYYY-MM-DD`) of `ms`: the trading date events at `ms` belong to. */
 export function tradingDateOf(ms: number): string {
-  return new Date(ms + newYorkOffsetMs(ms)).toISOString().slice(0, 10);
+  const hour = Math.floor(ms / HOUR_MS);
+  let date = dateByHour.get(hour);
+  if (date === undefined) {
+    const at = hour * HOUR_MS;
+    date = new Date(at + newYorkOffsetMs(at)).toISOString().slice(0, 10);
+    if (dateByHour.size > 100_000) dateByHour.clear();
+    dateByHour.set(hour, date);
+  }
+  return date;
 }
 
 /** Epoch ms of a New York wall-clock time (`HH:MM` or `HH:MM:SS[.fff]`) on `date`. */
