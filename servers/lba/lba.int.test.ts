@@ -124,6 +124,42 @@ describe('lba processes', () => {
     expect(oracle.boards.momentum.length).toBeGreaterThan(5);
   }, 120_000);
 
+  it('stop on SIGTERM by finishing and acking what they hold, with exit status 0', async () => {
+    const batches = market(13, 40_000);
+    const iso = await createIsolation();
+    isolations.push(iso);
+    await publishAll(iso, batches);
+    const lba = spawnLba(iso);
+    await expect
+      .poll(() => appliedBatches(iso), { timeout: 60_000, interval: 20 })
+      .toBeGreaterThan(0);
+    const exited = new Promise<number | null>((resolve) =>
+      lba.once('exit', (code) => resolve(code)),
+    );
+    lba.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    const applied = await appliedBatches(iso);
+    // Whatever it did not apply is still queued, none of it unacked, none of it applied twice.
+    const path = `/api/queues/${iso.vhost}/${encodeURIComponent(iso.names.queue('analyzers'))}`;
+    const ready = async (): Promise<{
+      messages_ready?: number;
+      messages_unacknowledged?: number;
+    }> =>
+      (await management(iso.managementUrl, 'GET', path)) as {
+        messages_ready?: number;
+        messages_unacknowledged?: number;
+      };
+    await expect
+      .poll(
+        async () => {
+          const queue = await ready();
+          return [queue.messages_unacknowledged, (queue.messages_ready ?? 0) + applied];
+        },
+        { timeout: 15_000, interval: 500 },
+      )
+      .toEqual([0, batches.length]);
+  }, 120_000);
+
   it('lose nothing when one is SIGKILLed mid-stream: unacked batches are redelivered and applied once', async () => {
     const batches = market(11, 60_000);
     const iso = await createIsolation();

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -145,6 +148,45 @@ describe('mdp pipeline', () => {
     expect(fatal[0]!.message).not.toContain('wrong-key-42');
     expect(JSON.stringify(mdp.health())).not.toContain('wrong-key-42');
     expect((mdp.health() as { massive: { state: string } }).massive.state).toBe('failed');
+  });
+
+  it('loads previous closes from a file at start and ranks gappers with them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'openbell-prev-'));
+    const file = join(dir, 'grouped.json');
+    writeFileSync(
+      file,
+      JSON.stringify({ results: [{ T: 'AAPL', c: 100 }, { T: 'MSFT', c: -1 }, { c: 5 }] }),
+    );
+    try {
+      server = await createMassiveTestServer({ apiKey: 'k-123' });
+      const { amqpUrl, redisUrl, namespace, redis, names } = iso();
+      mdp = createMdp({
+        massive: { url: server.url, apiKey: 'k-123', topics: ['A.*'] },
+        connection: { amqpUrl, redisUrl, namespace },
+        transport: parseTransportOptions({ batchMaxDelayMs: 5, queueTtlMs: 60_000 }),
+        board: parseBoardOptions(),
+        analyzer: true,
+        group: 'analyzers',
+        http: { host: '127.0.0.1', port: 0 },
+        prevCloses: { kind: 'file', path: file, date: DATE },
+        log,
+      });
+      await mdp.start();
+      await expect
+        .poll(() => redis.hgetall(names.prevClose(DATE)), { timeout: 10_000 })
+        .toEqual({ AAPL: '100' });
+      await server.waitForSubscribers(1);
+      server.send([{ ev: 'A', sym: 'AAPL', s: OPEN, e: OPEN + 1000, av: 10, c: 103 }]);
+      const store = createBoardStore({ redis, names, board: parseBoardOptions() });
+      await expect
+        .poll(
+          async () => (await store.readBoards(DATE)).boards.gappers.map((r) => [r.sym, r.score]),
+          { timeout: 10_000 },
+        )
+        .toEqual([['AAPL', ((103 - 100) / 100) * 100]]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('declares the analyzers queue at start, so a feed that arrives before any lba waits for it', async () => {
