@@ -1,4 +1,4 @@
-import { createRandom, type MarketEvent } from '../core/index.ts';
+import { createRandom } from '../core/index.ts';
 
 /**
  * Wire-shaped events like the open's: mostly trades, a per-second aggregate stream, some quotes,
@@ -78,7 +78,3 @@ export function toFrames(events: readonly Record<string, unknown>[], seed = 2): 
   }
   return frames;
 }
-
-/** Type guard used by benchmarks that only count decoded events. */
-export const isEvent = (e: unknown): e is MarketEvent =>
-  typeof e === 'object' && e !== null && 'sym' in e;

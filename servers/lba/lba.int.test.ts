@@ -98,6 +98,18 @@ async function appliedBatches(iso: Isolation): Promise<number> {
   return iso.redis.scard(iso.names.appliedBatches(DATE));
 }
 
+/** The analyzers' queue as the RabbitMQ management API reports it. */
+async function analyzersQueue(iso: Isolation): Promise<{
+  messages_ready?: number;
+  messages_unacknowledged?: number;
+  message_stats?: { redeliver?: number };
+}> {
+  const path = `/api/queues/${iso.vhost}/${encodeURIComponent(iso.names.queue('analyzers'))}`;
+  return (await management(iso.managementUrl, 'GET', path)) as Awaited<
+    ReturnType<typeof analyzersQueue>
+  >;
+}
+
 async function boardsOf(iso: Isolation): Promise<BoardsView> {
   const store = createBoardStore({ redis: iso.redis, names: iso.names, board });
   await store.refreshMomentum(DATE);
@@ -140,19 +152,10 @@ describe('lba processes', () => {
     expect(await exited).toBe(0);
     const applied = await appliedBatches(iso);
     // Whatever it did not apply is still queued, none of it unacked, none of it applied twice.
-    const path = `/api/queues/${iso.vhost}/${encodeURIComponent(iso.names.queue('analyzers'))}`;
-    const ready = async (): Promise<{
-      messages_ready?: number;
-      messages_unacknowledged?: number;
-    }> =>
-      (await management(iso.managementUrl, 'GET', path)) as {
-        messages_ready?: number;
-        messages_unacknowledged?: number;
-      };
     await expect
       .poll(
         async () => {
-          const queue = await ready();
+          const queue = await analyzersQueue(iso);
           return [queue.messages_unacknowledged, (queue.messages_ready ?? 0) + applied];
         },
         { timeout: 15_000, interval: 500 },
@@ -178,13 +181,8 @@ describe('lba processes', () => {
       .toBe(batches.length);
     expect(await boardsOf(iso)).toEqual(computeBoards(batches.flat(), DATE, new Map(), board));
     // The management API refreshes its message stats every few seconds.
-    const redelivered = async (): Promise<number> => {
-      const path = `/api/queues/${iso.vhost}/${encodeURIComponent(iso.names.queue('analyzers'))}`;
-      const queue = (await management(iso.managementUrl, 'GET', path)) as {
-        message_stats?: { redeliver?: number };
-      };
-      return queue.message_stats?.redeliver ?? 0;
-    };
+    const redelivered = async (): Promise<number> =>
+      (await analyzersQueue(iso)).message_stats?.redeliver ?? 0;
     await expect.poll(redelivered, { timeout: 15_000, interval: 500 }).toBeGreaterThan(0);
   }, 120_000);
 });

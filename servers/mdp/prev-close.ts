@@ -2,7 +2,6 @@ import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import {
   fetchPrevCloses,
-  isTradingDate,
   newYorkTimeToMs,
   nextTradingDate,
   parsePrevCloses,
@@ -82,8 +81,7 @@ export function schedulePrevCloses(
     timer = setTimeout(work, Math.min(delayMs, 2 ** 31 - 1));
     timer.unref();
   };
-  const first = sessionDateAt(now());
-  void run(isTradingDate(first) ? first : nextTradingDate(first));
+  void run(sessionDateAt(now()));
   return () => {
     cancelled = true;
     if (timer !== undefined) clearTimeout(timer);
