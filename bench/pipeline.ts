@@ -16,7 +16,7 @@ import {
   type EventBatch,
 } from '../core/index.ts';
 import type { ServiceUrls } from '../services/ensure.ts';
-import { createMassiveTestServer } from '../testing/massive-server.ts';
+import { createMassiveServer } from '../replay/massive-server.ts';
 import { deleteKeys, management } from '../testing/services-admin.ts';
 import type { Measurement } from './measure.ts';
 import { sampleWireEvents, toFrames } from './sample.ts';
@@ -194,7 +194,7 @@ async function endToEnd(
   applicable: number,
 ): Promise<Measurement> {
   const box = await sandbox(urls);
-  const server = await createMassiveTestServer({ apiKey: 'bench' });
+  const server = await createMassiveServer({ apiKey: 'bench' });
   const env = {
     ...process.env,
     AMQP_URL: box.amqpUrl,

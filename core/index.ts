@@ -49,6 +49,20 @@ export type {
 } from './events.ts';
 export { BOARD_NAMES, assertDate, assertIdentifier, createNames } from './names.ts';
 export type { BoardName, Names, NamesOptions } from './names.ts';
+export { STATUS_BIT, describeFrame, typeBit, typesOfMask } from './frame-info.ts';
+export type { FrameInfo } from './frame-info.ts';
+export { RECORDING_FORMAT, RECORDING_MAGIC } from './recording.ts';
+export type {
+  RecordedFrame,
+  RecordingHeader,
+  RecordingIndexEntry,
+  RecordingMeta,
+  RecordingTotals,
+} from './recording.ts';
+export { createRecordingWriter } from './recording-writer.ts';
+export type { RecordingWriter, RecordingWriterOptions } from './recording-writer.ts';
+export { openRecording } from './recording-reader.ts';
+export type { FrameRange, Recording } from './recording-reader.ts';
 export { redactUrl } from './redact.ts';
 export { createRandom } from './random.ts';
 export { NOTIONAL_UNITS_PER_DOLLAR, notionalUnits, prepareBatch } from './board-prepare.ts';

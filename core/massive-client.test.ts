@@ -2,10 +2,10 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import {
-  createMassiveTestServer,
-  type MassiveTestServer,
-  type MassiveTestServerOptions,
-} from '../testing/massive-server.ts';
+  createMassiveServer,
+  type MassiveServer,
+  type MassiveServerOptions,
+} from '../replay/massive-server.ts';
 import { nextBackoffMs } from './backoff.ts';
 import { createDecodeCounts } from './decode.ts';
 import { ConfigError } from './errors.ts';
@@ -20,7 +20,7 @@ import {
 const KEY = 'k3y-SECRET-5f2a9c';
 
 interface Harness {
-  server: MassiveTestServer;
+  server: MassiveServer;
   client: MassiveClient;
   frames: { events: MarketEvent[]; receivedAtMs: number; bytes: number }[];
   statuses: StatusMessage[];
@@ -42,10 +42,10 @@ function testLog() {
 }
 
 async function setUp(
-  serverOptions: MassiveTestServerOptions = {},
+  serverOptions: MassiveServerOptions = {},
   clientOptions: Partial<MassiveClientOptions> = {},
 ): Promise<Harness> {
-  const server = await createMassiveTestServer({ apiKey: KEY, ...serverOptions });
+  const server = await createMassiveServer({ apiKey: KEY, ...serverOptions });
   cleanups.push(() => server.close());
   const frames: Harness['frames'] = [];
   const statuses: StatusMessage[] = [];

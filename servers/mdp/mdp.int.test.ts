@@ -11,7 +11,7 @@ import {
   parseTransportOptions,
   type MarketEvent,
 } from '../../core/index.ts';
-import { createMassiveTestServer, type MassiveTestServer } from '../../testing/massive-server.ts';
+import { createMassiveServer, type MassiveServer } from '../../replay/massive-server.ts';
 import { management, useIsolation } from '../../testing/harness.ts';
 import { createMdp, type Mdp } from './app.ts';
 
@@ -21,7 +21,7 @@ const log = pino({ level: 'silent' });
 
 describe('mdp pipeline', () => {
   const iso = useIsolation();
-  let server: MassiveTestServer | undefined;
+  let server: MassiveServer | undefined;
   let mdp: Mdp | undefined;
   afterEach(async () => {
     await mdp?.close();
@@ -29,7 +29,7 @@ describe('mdp pipeline', () => {
   });
 
   const startMdp = async (analyzer = true): Promise<Mdp> => {
-    server = await createMassiveTestServer({ apiKey: 'k-123' });
+    server = await createMassiveServer({ apiKey: 'k-123' });
     const { amqpUrl, redisUrl, namespace } = iso();
     mdp = createMdp({
       massive: { url: server.url, apiKey: 'k-123', topics: ['A.*', 'T.*'] },
@@ -127,7 +127,7 @@ describe('mdp pipeline', () => {
   });
 
   it('reports a refused API key as fatal, without the key in any message', async () => {
-    server = await createMassiveTestServer({ apiKey: 'right-key' });
+    server = await createMassiveServer({ apiKey: 'right-key' });
     const { amqpUrl, redisUrl, namespace } = iso();
     const fatal: Error[] = [];
     mdp = createMdp({
@@ -158,7 +158,7 @@ describe('mdp pipeline', () => {
       JSON.stringify({ results: [{ T: 'AAPL', c: 100 }, { T: 'MSFT', c: -1 }, { c: 5 }] }),
     );
     try {
-      server = await createMassiveTestServer({ apiKey: 'k-123' });
+      server = await createMassiveServer({ apiKey: 'k-123' });
       const { amqpUrl, redisUrl, namespace, redis, names } = iso();
       mdp = createMdp({
         massive: { url: server.url, apiKey: 'k-123', topics: ['A.*'] },

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { createMassiveTestServer, type MassiveTestServerOptions } from './massive-server.ts';
+import { describeFrame } from '../core/index.ts';
+import { createMassiveServer, type MassiveServerOptions } from './massive-server.ts';
 
 interface Peer {
   ws: WebSocket;
@@ -16,8 +17,8 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function serve(options: MassiveTestServerOptions = {}) {
-  const server = await createMassiveTestServer(options);
+async function serve(options: MassiveServerOptions = {}) {
+  const server = await createMassiveServer(options);
   cleanups.push(() => server.close());
   return server;
 }
@@ -62,7 +63,7 @@ async function authenticated(url: string): Promise<Peer> {
 
 const status = (value: string, message: string) => ({ ev: 'status', status: value, message });
 
-describe('createMassiveTestServer', () => {
+describe('createMassiveServer', () => {
   it('greets with connected, then fails a wrong key and drops the connection', async () => {
     const server = await serve({ apiKey: 'right' });
     expect(server.url).toMatch(/^ws:\/\/127\.0\.0\.1:\d+$/);
@@ -149,6 +150,66 @@ describe('createMassiveTestServer', () => {
     const second = await authenticated(server.url);
     server.dropConnections();
     expect(await second.closed).toBe(1006);
+  });
+
+  it('filters broadcast frames by topic and symbol, and passes a fully covered frame untouched', async () => {
+    const server = await serve();
+    const peer = await authenticated(server.url);
+    peer.send({ action: 'subscribe', params: 'T.BRK.B,A.MSFT' });
+    await peer.next();
+    await server.waitForSubscribers(1, 1000);
+    const text =
+      '[{"ev":"T","sym":"BRK.B","p":1},{"ev":"A","sym":"BRK.B"},{"ev":"A","sym":"MSFT"},{"ev":"T", "sym":"AAPL"}]';
+    const data = Buffer.from(text);
+    server.broadcast({ data, ...describeFrame(data) });
+    expect(await peer.next()).toEqual([
+      { ev: 'T', sym: 'BRK.B', p: 1 },
+      { ev: 'A', sym: 'MSFT' },
+    ]);
+    peer.send({ action: 'subscribe', params: 'A.*,T.*' });
+    await peer.next();
+    // Spacing and field order survive on the untouched path: the bytes are the recording's.
+    const raw = new Promise((resolve) =>
+      peer.ws.once('message', (d: Buffer) => resolve(d.toString())),
+    );
+    server.broadcast({ data, ...describeFrame(data) });
+    expect(await raw).toBe(text);
+    await peer.next();
+    // A frame holding a recorded status is never replayed as is: the status is cut out.
+    const withStatus = Buffer.from('[{"ev":"status","status":"success"},{"ev":"T","sym":"X"}]');
+    server.broadcast({ data: withStatus, ...describeFrame(withStatus) });
+    expect(await peer.next()).toEqual([{ ev: 'T', sym: 'X' }]);
+    peer.send({ action: 'unsubscribe', params: 'T.*' });
+    await peer.next();
+    server.broadcast({ data: withStatus, ...describeFrame(withStatus) });
+    await expect(peer.next(100)).rejects.toThrow(/no frame/);
+    expect(server.stats).toMatchObject({ framesSent: 3, eventsSent: 7, framesFiltered: 3 });
+  });
+
+  it('disconnects a slow consumer with the slow_consumer status', async () => {
+    const server = await serve({
+      apiKey: 'k',
+      slowConsumerBytes: 256 * 1024,
+      slowConsumerGraceMs: 200,
+    });
+    const peer = await connect(server.url);
+    await peer.next();
+    peer.send({ action: 'auth', params: 'k' });
+    await peer.next();
+    peer.send({ action: 'subscribe', params: 'T.*' });
+    await peer.next();
+    await server.waitForSubscribers(1, 1000);
+    peer.ws.pause();
+    // Paused reads fill the kernel buffers, then the server's own: past the limit it cuts the client.
+    const data = Buffer.from(JSON.stringify([{ ev: 'T', sym: 'X', pad: 'x'.repeat(64 * 1024) }]));
+    for (let i = 0; i < 2000 && server.stats.slowConsumerCloses === 0; i++) {
+      server.broadcast({ data, events: 1, types: describeFrame(data).types });
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(server.stats.slowConsumerCloses).toBe(1);
+    peer.ws.resume();
+    expect(await peer.closed).toBeGreaterThanOrEqual(1000);
+    expect(server.clients).toBe(0);
   });
 
   it('rejects waitForSubscribers after its timeout and closes idempotently', async () => {

@@ -1,30 +1,69 @@
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { STATUS_BIT, typeBit } from '../core/index.ts';
 
-/** Options of {@link createMassiveTestServer}. */
-export interface MassiveTestServerOptions {
+/** Options of {@link createMassiveServer}. */
+export interface MassiveServerOptions {
   /** The one key `auth` accepts. @default 'test-key' */
   apiKey?: string;
+  /** Loopback by default; the replayer serves nothing beyond the machine unless asked. @default '127.0.0.1' */
+  host?: string;
+  /** @default 0 (any free port) */
+  port?: number;
   /** A connection not authenticated by then gets `auth_timeout` and is closed. @default 10000 */
   authTimeoutMs?: number;
   /** Whether the account may subscribe to `topic`; if not, an `error` status. @default all */
   entitled?: (topic: string) => boolean;
   /** Whether a subscription to `topic` is answered at all (Massive ignores unknown prefixes). @default all */
   answered?: (topic: string) => boolean;
+  /**
+   * Massive's slow-consumer policy: a client whose unsent data passes this many bytes gets a
+   * `slow_consumer` status and is disconnected. @default 64 MiB
+   */
+  slowConsumerBytes?: number;
+  /** How long a slow consumer's close may take before the connection is cut. @default 1000 */
+  slowConsumerGraceMs?: number;
 }
 
-/** A loopback WebSocket server speaking the Massive stocks protocol, for tests. */
-export interface MassiveTestServer {
-  /** `ws://127.0.0.1:<port>`. */
+/** A frame to broadcast: the raw wire text and the types it holds (see `FrameInfo`). */
+export interface ServedFrame {
+  data: Buffer;
+  events: number;
+  types: number;
+}
+
+/** Counters of a {@link MassiveServer}. */
+export interface MassiveServerStats {
+  /** Frames and events written to clients (a frame sent to two clients counts twice). */
+  framesSent: number;
+  eventsSent: number;
+  bytesSent: number;
+  /** Frames that had to be parsed and cut down to a client's subscriptions. */
+  framesFiltered: number;
+  slowConsumerCloses: number;
+}
+
+/** A loopback WebSocket server speaking the Massive stocks protocol: the replayer's face, and the tests'. */
+export interface MassiveServer {
+  /** `ws://<host>:<port>`. */
   readonly url: string;
+  readonly port: number;
   /** Authenticated, connected clients. */
   readonly clients: number;
   /** Connections accepted since the start, authenticated or not. */
   readonly connections: number;
+  readonly stats: Readonly<MassiveServerStats>;
   /** Resolves once `count` authenticated clients have subscribed; rejects after `timeoutMs`. */
   waitForSubscribers(count?: number, timeoutMs?: number): Promise<void>;
-  /** Sends a frame to every subscribed client; a string is sent as it is (malformed on purpose). */
+  /**
+   * Sends a recorded frame to every client, cut down to what each subscribed to (topic and
+   * symbol). A client subscribed to every type in the frame gets the raw bytes untouched.
+   */
+  broadcast(frame: ServedFrame): void;
+  /** Resolves once every client's unsent data is below `bytes` (backpressure for `--speed max`). */
+  drained(bytes: number): Promise<void>;
+  /** Sends a frame unfiltered to every subscribed client; a string is sent as it is (malformed on purpose). */
   send(frame: unknown[] | string): void;
   /** Sends a status to every authenticated client, then closes them when `close` is set. */
   sendStatus(status: string, message?: string, close?: boolean): void;
@@ -37,29 +76,63 @@ export interface MassiveTestServer {
 interface Peer {
   readonly ws: WebSocket;
   authenticated: boolean;
+  closing: boolean;
   readonly topics: Set<string>;
+  /** Type mask of the `<type>.*` subscriptions. */
+  wild: number;
+  /** Symbols subscribed one by one, per event type. */
+  readonly symbols: Map<string, Set<string>>;
   authTimer: NodeJS.Timeout | undefined;
 }
 
 const status = (value: string, message: string) => ({ ev: 'status', status: value, message });
+const TEXT = { binary: false } as const;
 
 /**
- * Starts a Massive-protocol server on a free loopback port: `connected` on connect, `auth` with
- * `auth_success` or `auth_failed` (then an abrupt close), `auth_timeout`, `auth_required` before
- * auth, one `success` per subscribed topic in one frame, `error` for topics not entitled, and one
- * connection per account (the newest wins, the older gets `max_connections` and is closed).
+ * Starts a Massive-protocol server: `connected` on connect, `auth` with `auth_success` or
+ * `auth_failed` (then an abrupt close), `auth_timeout`, `auth_required` before auth, one `success`
+ * per subscribed topic in one frame, `error` for topics not entitled, one connection per account
+ * (the newest wins, the older gets `max_connections` and is closed), and the slow-consumer cut.
  */
-export async function createMassiveTestServer(
-  options: MassiveTestServerOptions = {},
-): Promise<MassiveTestServer> {
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+export async function createMassiveServer(
+  options: MassiveServerOptions = {},
+): Promise<MassiveServer> {
+  const wss = new WebSocketServer({
+    host: options.host ?? '127.0.0.1',
+    port: options.port ?? 0,
+    perMessageDeflate: false,
+  });
   await once(wss, 'listening');
   const peers = new Set<Peer>();
   const waiters = new Set<() => void>();
   let connections = 0;
+  const stats: MassiveServerStats = {
+    framesSent: 0,
+    eventsSent: 0,
+    bytesSent: 0,
+    framesFiltered: 0,
+    slowConsumerCloses: 0,
+  };
   const notify = (): void => waiters.forEach((check) => check());
-  const subscribers = (): number => count(peers, (p) => p.authenticated && p.topics.size > 0);
+  const streaming = (p: Peer): boolean => p.authenticated && !p.closing && p.topics.size > 0;
+  const subscribers = (): number => count(peers, streaming);
   const protocol = createProtocol(options, peers, notify);
+  const slowBytes = options.slowConsumerBytes ?? 64 * 1024 * 1024;
+
+  const deliver = (peer: Peer, data: Buffer | string, events: number): void => {
+    peer.ws.send(data, TEXT);
+    stats.framesSent++;
+    stats.eventsSent += events;
+    stats.bytesSent += data.length;
+    if (peer.ws.bufferedAmount <= slowBytes) return;
+    stats.slowConsumerCloses++;
+    protocol.sendAndClose(
+      peer,
+      [status('slow_consumer', 'Slow consumer: the client did not keep up with the feed.')],
+      false,
+    );
+    setTimeout(() => peer.ws.terminate(), options.slowConsumerGraceMs ?? 1000).unref();
+  };
 
   wss.on('connection', (ws) => {
     connections++;
@@ -72,31 +145,51 @@ export async function createMassiveTestServer(
       notify();
     });
     ws.on('error', () => {
-      // A client vanishing mid-frame is what tests do on purpose; 'close' follows and cleans up.
+      // A client vanishing mid-frame is ordinary; 'close' follows and cleans up.
     });
   });
 
+  const port = (wss.address() as AddressInfo).port;
   let closed: Promise<void> | undefined;
   return {
-    url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`,
+    url: `ws://${options.host ?? '127.0.0.1'}:${port}`,
+    port,
     get clients() {
       return count(peers, (p) => p.authenticated);
     },
     get connections() {
       return connections;
     },
+    stats,
     waitForSubscribers: (wanted = 1, timeoutMs = 5000) =>
       waitFor(
         waiters,
         () => subscribers() >= wanted,
         timeoutMs,
-        () => {
-          return `${subscribers()} of ${wanted} subscribers after ${timeoutMs} ms`;
-        },
+        () => `${subscribers()} of ${wanted} subscribers after ${timeoutMs} ms`,
       ),
+    broadcast(frame) {
+      let messages: unknown[] | undefined;
+      for (const peer of peers) {
+        if (!streaming(peer)) continue;
+        if ((frame.types & ~peer.wild) === 0) {
+          deliver(peer, frame.data, frame.events);
+          continue;
+        }
+        messages ??= parseFrame(frame.data);
+        stats.framesFiltered++;
+        const kept = messages.filter((message) => wanted(peer, message));
+        if (kept.length > 0) deliver(peer, JSON.stringify(kept), kept.length);
+      }
+    },
+    async drained(bytes) {
+      const full = (): boolean =>
+        [...peers].some((p) => streaming(p) && p.ws.bufferedAmount > bytes);
+      while (full()) await new Promise((resolve) => setTimeout(resolve, 1));
+    },
     send(frame) {
       const text = typeof frame === 'string' ? frame : JSON.stringify(frame);
-      for (const peer of peers) if (peer.authenticated && peer.topics.size > 0) peer.ws.send(text);
+      for (const peer of peers) if (streaming(peer)) peer.ws.send(text);
     },
     sendStatus(value, message = value, close = false) {
       for (const peer of peers) {
@@ -116,6 +209,34 @@ export async function createMassiveTestServer(
   };
 }
 
+/** The messages of a recorded frame; a frame that is not a JSON array holds none to replay. */
+function parseFrame(data: Buffer): unknown[] {
+  try {
+    const parsed: unknown = JSON.parse(data.toString('utf8'));
+    return Array.isArray(parsed) ? parsed : [];
+  } catch {
+    return [];
+  }
+}
+
+/** Whether `peer` subscribed to `message`: its type wholesale, or its symbol. Recorded statuses are never replayed. */
+function wanted(peer: Peer, message: unknown): boolean {
+  if (typeof message !== 'object' || message === null) return false;
+  const { ev, sym, T } = message as { ev?: unknown; sym?: unknown; T?: unknown };
+  const bit = typeBit(ev);
+  if (bit === STATUS_BIT) return false;
+  if ((peer.wild & bit) !== 0) return true;
+  const ticker = typeof sym === 'string' ? sym : T;
+  return typeof ticker === 'string' && peer.symbols.get(ev as string)?.has(ticker) === true;
+}
+
+/** Splits `T.AAPL` into its type and symbol (`*` for all); undefined for a malformed topic. */
+function parseTopic(topic: string): { type: string; symbol: string } | undefined {
+  const dot = topic.indexOf('.');
+  if (dot <= 0 || dot === topic.length - 1) return undefined;
+  return { type: topic.slice(0, dot), symbol: topic.slice(dot + 1) };
+}
+
 interface Protocol {
   accept(ws: WebSocket): Peer;
   handle(peer: Peer, data: RawData): void;
@@ -123,7 +244,7 @@ interface Protocol {
 }
 
 function createProtocol(
-  options: MassiveTestServerOptions,
+  options: MassiveServerOptions,
   peers: ReadonlySet<Peer>,
   notify: () => void,
 ): Protocol {
@@ -134,6 +255,7 @@ function createProtocol(
 
   const sendAndClose = (peer: Peer, frame: unknown[], abrupt: boolean): void => {
     peer.authenticated = false;
+    peer.closing = true;
     clearTimeout(peer.authTimer);
     peer.ws.send(JSON.stringify(frame), () => (abrupt ? peer.ws.terminate() : peer.ws.close(1000)));
     notify();
@@ -156,6 +278,21 @@ function createProtocol(
     notify();
   };
 
+  const track = (peer: Peer, topic: string, add: boolean): void => {
+    const parsed = parseTopic(topic);
+    if (parsed === undefined) return;
+    const bit = typeBit(parsed.type);
+    if (bit === STATUS_BIT) return;
+    if (parsed.symbol === '*') {
+      peer.wild = add ? peer.wild | bit : peer.wild & ~bit;
+      return;
+    }
+    let symbols = peer.symbols.get(parsed.type);
+    if (symbols === undefined) peer.symbols.set(parsed.type, (symbols = new Set()));
+    if (add) symbols.add(parsed.symbol);
+    else symbols.delete(parsed.symbol);
+  };
+
   const subscribe = (peer: Peer, params: unknown, add: boolean): void => {
     if (!peer.authenticated) return reply(peer, [status('auth_required', 'please authenticate')]);
     const topics = typeof params === 'string' ? params.split(',').map((t) => t.trim()) : [];
@@ -165,6 +302,7 @@ function createProtocol(
         if (add && !entitled(topic)) return status('error', `not authorized: ${topic}`);
         if (add) peer.topics.add(topic);
         else peer.topics.delete(topic);
+        track(peer, topic, add);
         return status('success', `${add ? 'subscribed' : 'unsubscribed'} to: ${topic}`);
       });
     if (acks.length > 0) reply(peer, acks);
@@ -173,7 +311,15 @@ function createProtocol(
 
   return {
     accept(ws) {
-      const peer: Peer = { ws, authenticated: false, topics: new Set(), authTimer: undefined };
+      const peer: Peer = {
+        ws,
+        authenticated: false,
+        closing: false,
+        topics: new Set(),
+        wild: 0,
+        symbols: new Map(),
+        authTimer: undefined,
+      };
       reply(peer, [status('connected', 'Connected Successfully')]);
       peer.authTimer = setTimeout(() => {
         sendAndClose(peer, [status('auth_timeout', 'no authentication received')], false);

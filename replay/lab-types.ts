@@ -1,0 +1,89 @@
+/**
+ * The shape of a lab run's results: what `openbell lab` samples while it runs, the checks it
+ * judges the run by, and what `summary.json` and `report.html` are made from.
+ */
+
+/** One sample of the running pipeline, taken about once per second of wall time. */
+export interface LabSample {
+  /** Epoch ms of the sample (wall clock). */
+  wallMs: number;
+  /** Market time (epoch ms) the replayer had reached: the recording's clock, for the x axis. */
+  marketMs: number;
+  /** Events per second over the last interval: sent by the replayer. */
+  sentPerSec: number;
+  /** Events per second received by the listener, by event type. */
+  inPerSec: Record<string, number>;
+  /** Events per second applied to the boards by all analyzers together. */
+  appliedPerSec: number;
+  /** Messages (batches) ready plus unacked in the analyzers' queue. */
+  queueDepth: number;
+  /** End-to-end lag (listener receive → board applied) over the interval, ms; null when nothing was applied. */
+  lagP50Ms: number | null;
+  lagP99Ms: number | null;
+  /** Cumulative counts since the run started. */
+  listenerDrops: number;
+  expired: number;
+  maxLengthDrops: number;
+  /** Resident memory per process, MiB, keyed by process name (`mdp`, `lba-1`, `replayer`, …). */
+  rssMiB: Record<string, number>;
+}
+
+/** One pass/fail verdict of a run. */
+export interface LabCheck {
+  name: string;
+  passed: boolean;
+  /** What was measured against what was required, in words. */
+  detail: string;
+  /** Set when the check could not apply to this run (e.g. the oracle when events were dropped). */
+  skipped?: boolean;
+}
+
+/** One pipeline run of a lab invocation (two with `--compare`). */
+export interface LabRun {
+  /** `default` or the compared topology (`poc`). */
+  label: string;
+  topology: 'default' | 'poc';
+  samples: LabSample[];
+  checks: LabCheck[];
+  totals: {
+    sentEvents: number;
+    receivedEvents: number;
+    appliedEvents: number;
+    listenerDrops: number;
+    expired: number;
+    maxLengthDrops: number;
+    lagP50Ms: number;
+    lagP99Ms: number;
+    lagMaxMs: number;
+    /** Replay timing: actual minus intended send time, ms. */
+    latenessP50Ms: number;
+    latenessP99Ms: number;
+    wallSeconds: number;
+    /** Exit codes or signals of every process at the end (`0` is clean). */
+    exits: Record<string, string>;
+  };
+}
+
+/** `lab-report/<run-id>/summary.json`. */
+export interface LabReport {
+  runId: string;
+  startedAt: string;
+  recording: {
+    path: string;
+    date: string;
+    frames: number;
+    events: number;
+    fromMs: number;
+    toMs: number;
+  };
+  settings: {
+    speed: string;
+    lba: number;
+    analyzerInMdp: boolean;
+    lagP99LimitMs: number;
+  };
+  /** Market time (epoch ms) of the regular session's open, 09:30 ET of the recording's date. */
+  openMs: number;
+  runs: LabRun[];
+  passed: boolean;
+}
