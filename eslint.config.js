@@ -16,7 +16,16 @@ const noSiblingServer = (other) => ({
 });
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.services/', 'lab-report/', 'bench-results/', 'test-results/'] },
+  {
+    ignores: [
+      'node_modules/',
+      '.cache/',
+      '.services/',
+      'lab-report/',
+      'bench-results/',
+      'test-results/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

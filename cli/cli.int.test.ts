@@ -29,7 +29,17 @@ describe('openbell CLI', () => {
     const { code, stdout } = openbell(['--help']);
     expect(code).toBe(0);
     const commands = [...stdout.split('Commands:')[1]!.matchAll(/^ {2}(\S+)/gm)].map((m) => m[1]);
-    expect(commands).toEqual(['mdp', 'lba', 'boards', 'services', 'help']);
+    expect(commands).toEqual([
+      'mdp',
+      'lba',
+      'boards',
+      'synth',
+      'record',
+      'replay',
+      'lab',
+      'services',
+      'help',
+    ]);
     const up = openbell(['services', 'up', '--help']);
     expect(up.stdout).toContain('--only <names>');
     expect(up.stdout.replace(/\s+/g, ' ')).toContain('(env: OPENBELL_SERVICES)');

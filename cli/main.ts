@@ -3,6 +3,8 @@ import { readFileSync } from 'node:fs';
 import { servicesCommand } from '../services/main.ts';
 import { lbaCommand } from '../servers/lba/main.ts';
 import { mdpCommand } from '../servers/mdp/main.ts';
+import { labCommand } from '../replay/lab-main.ts';
+import { recordCommand, replayCommand, synthCommand } from '../replay/main.ts';
 import { boardsCommand } from './boards.ts';
 
 // The one entry point of the `openbell` CLI: each folder's main.ts contributes its commands.
@@ -10,9 +12,14 @@ const program = new Command('openbell')
   .description('Self-hosted market-data scanner pipeline with a replay lab.')
   .version(readVersion())
   .showHelpAfterError()
+  .enablePositionalOptions()
   .addCommand(mdpCommand())
   .addCommand(lbaCommand())
   .addCommand(boardsCommand())
+  .addCommand(synthCommand())
+  .addCommand(recordCommand())
+  .addCommand(replayCommand())
+  .addCommand(labCommand())
   .addCommand(servicesCommand());
 
 try {

@@ -90,6 +90,11 @@ export interface Analyzer {
   lagMs(): { p50: number; p99: number; max: number; count: number };
   /** The newest trading date this analyzer applied. */
   readonly latestDate: string | undefined;
+  /**
+   * Counters, consumer and board-publisher state, lag percentiles, and the lag histogram itself
+   * (HdrHistogram, compressed base64) so a reader can merge instances and diff two readings.
+   */
+  health(): Record<string, unknown>;
 }
 
 /** Creates an analyzer; nothing connects before `start()`. */
@@ -197,6 +202,16 @@ export function createAnalyzer(options: AnalyzerOptions): Analyzer {
     }),
     get latestDate() {
       return latestDate;
+    },
+    health() {
+      return {
+        ...stats,
+        consumer: consumer.stats,
+        boards: publisher.stats,
+        lagMs: this.lagMs(),
+        lagHistogram: hdr.encodeIntoCompressedBase64(lag),
+        latestDate,
+      };
     },
   };
 }

@@ -151,6 +151,48 @@ describe('createMassiveClient', () => {
     expect(h.client.stats).toMatchObject({ frames: 4, events: 2, statuses: { other: 1 } });
   });
 
+  it('hands onFrame the raw bytes of each event frame, before onEvents', async () => {
+    const raw: { text: string; receivedAtMs: number; eventsSoFar: number }[] = [];
+    const seen: { h?: Harness } = {};
+    const onFrame = (data: Buffer, receivedAtMs: number) => {
+      const eventsSoFar = seen.h?.frames.length ?? -1;
+      raw.push({ text: data.toString('utf8'), receivedAtMs, eventsSoFar });
+    };
+    const h = (seen.h = await setUp({}, { onFrame }));
+    await h.server.waitForSubscribers();
+    // Odd spacing and a status in the frame: the bytes must be the wire's, not a re-serialisation.
+    const first =
+      '[ {"ev":"A","sym":"BRK.B","c":1.5e2, "s":1700000000000} ,{"ev":"status","status":"x"}]';
+    h.server.send(first);
+    h.server.send([{ ev: 'status', status: 'info', message: 'status only: no frame' }]);
+    h.server.send('not json');
+    h.server.send([aggregate('AAPL')]);
+    await waitUntil(() => h.frames.length === 2);
+    expect(raw.map((r) => r.text)).toEqual([first, JSON.stringify([aggregate('AAPL')])]);
+    expect(raw.map((r) => r.eventsSoFar)).toEqual([0, 1]); // each call came before its onEvents
+    expect(raw.map((r) => r.receivedAtMs)).toEqual(h.frames.map((f) => f.receivedAtMs));
+    expect(h.client.stats.callbackErrors).toBe(0);
+  });
+
+  it('counts a throwing onFrame and still delivers the events', async () => {
+    const h = await setUp(
+      {},
+      {
+        onFrame: () => {
+          throw new Error('boom');
+        },
+      },
+    );
+    await h.server.waitForSubscribers();
+    h.server.send([aggregate('AAPL')]);
+    h.server.send([aggregate('MSFT')]);
+    await waitUntil(() => h.frames.length === 2);
+    expect(h.client.stats.callbackErrors).toBe(2);
+    expect(h.client.state).toBe('streaming');
+    expect(logLines.filter((l) => l.includes('massive callback threw'))).toHaveLength(2);
+    expect(logLines.some((l) => l.includes('"callback":"onFrame"'))).toBe(true);
+  });
+
   it('counts malformed frames and keeps streaming', async () => {
     const decodeCounts = createDecodeCounts();
     const h = await setUp({}, { decodeCounts });

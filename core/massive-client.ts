@@ -27,6 +27,13 @@ export interface MassiveClientOptions {
    * and counted in `stats.callbackErrors`) and must not block: it runs on the socket's read path.
    */
   onEvents(events: MarketEvent[], receivedAtMs: number, bytes: number): void;
+  /**
+   * Called with the raw bytes of every frame that carried events, just before `onEvents` (for
+   * recorders: statuses in the same frame are included, status-only frames are not). `data` is
+   * the frame's own buffer: copy or consume it before returning if it must outlive the call.
+   * Same rules as `onEvents`: must not throw (counted in `stats.callbackErrors`) or block.
+   */
+  onFrame?(data: Buffer, receivedAtMs: number): void;
   /** Called with every status message, after the client has acted on it. */
   onStatus?(status: StatusMessage): void;
   /** Decode issues are counted here by reason. @default a private counter */
@@ -80,7 +87,7 @@ export interface MassiveClientStats {
   unackedTopics: string[];
   /** Topics of the current subscription the server refused (not entitled). */
   rejectedTopics: string[];
-  /** Times `onEvents` or `onStatus` threw. */
+  /** Times `onEvents`, `onFrame`, `onStatus` or a state listener threw. */
   callbackErrors: number;
 }
 
@@ -110,8 +117,8 @@ export const MASSIVE_CLIENT_DEFAULTS = {
   maxPayloadBytes: 16 * 1024 * 1024,
 } as const;
 
-type Resolved = Required<Omit<MassiveClientOptions, 'onStatus'>> &
-  Pick<MassiveClientOptions, 'onStatus'>;
+type Resolved = Required<Omit<MassiveClientOptions, 'onStatus' | 'onFrame'>> &
+  Pick<MassiveClientOptions, 'onStatus' | 'onFrame'>;
 
 const KNOWN_STATUSES: ReadonlySet<string> = new Set<KnownStatus>([
   'connected',
@@ -302,6 +309,8 @@ class Client implements MassiveClient {
       this.#subscribedOk = true;
       this.#streaming();
     }
+    const onFrame = this.#o.onFrame;
+    if (onFrame !== undefined) this.#invoke('onFrame', () => onFrame(buffer, receivedAtMs));
     this.#invoke('onEvents', () => this.#o.onEvents(frame.events, receivedAtMs, buffer.length));
   }
 

@@ -1,4 +1,5 @@
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
+import type { Server } from 'node:http';
 import { Redis } from 'ioredis';
 import {
   createAnalyzer,
@@ -10,13 +11,15 @@ import {
   analyzerOptions,
   connectionOptions,
   parseBoardFlags,
+  integer,
   parseConnectionFlags,
   type AnalyzerFlags,
   type ConnectionFlags,
 } from '../../cli/options.ts';
+import { createHttpApp, listen } from '../../cli/http.ts';
 import { createRootLogger, runService } from '../../cli/run-service.ts';
 
-type LbaFlags = ConnectionFlags & AnalyzerFlags;
+type LbaFlags = ConnectionFlags & AnalyzerFlags & { httpHost: string; httpPort?: number };
 
 /** `openbell lba`: a headless analyzer; run as many as needed against the same RabbitMQ and Redis. */
 export function lbaCommand(): Command {
@@ -24,6 +27,20 @@ export function lbaCommand(): Command {
     'Run a headless analyzer: consume event batches from RabbitMQ, apply them to the boards in Redis, publish board updates.',
   );
   for (const option of [...connectionOptions(), ...analyzerOptions()]) command.addOption(option);
+  command
+    .addOption(
+      new Option('--http-host <host>', 'bind address of the health endpoints')
+        .env('LBA_HTTP_HOST')
+        .default('127.0.0.1'),
+    )
+    .addOption(
+      new Option(
+        '--http-port <port>',
+        'serve /healthz, /readyz and /health (JSON) on this port (0: any free port; none when absent)',
+      )
+        .env('LBA_HTTP_PORT')
+        .argParser(integer),
+    );
   command.action(async (flags: LbaFlags) => {
     const log = createRootLogger('openbell-lba');
     const connection = parseConnectionFlags(flags);
@@ -45,16 +62,36 @@ export function lbaCommand(): Command {
       board,
       prefetch: transport.prefetch,
     });
+    let server: Server | undefined;
+    let closing = false;
+    const startedAtMs = Date.now();
     await runService(
       {
         start: async () => {
+          if (flags.httpPort !== undefined) {
+            const app = createHttpApp({
+              ready: () => !closing && analyzer.consumer.stats.connected,
+              health: () => ({
+                status: closing ? 'stopping' : 'ok',
+                service: 'lba',
+                pid: process.pid,
+                uptimeSeconds: Math.round((Date.now() - startedAtMs) / 1000),
+                memory: process.memoryUsage(),
+                analyzer: analyzer.health(),
+              }),
+            });
+            server = await listen(app, flags.httpHost, flags.httpPort);
+            log.info({ address: server.address() }, 'http listening');
+          }
           await redis.connect();
           await analyzer.start();
           log.info({ group: flags.group, namespace: connection.namespace }, 'analyzing');
         },
         close: async () => {
+          closing = true;
           await analyzer.close();
           redis.disconnect();
+          server?.close();
         },
       },
       log,

@@ -18,7 +18,7 @@ import {
   type ConnectionOptions,
   type TransportOptions,
 } from '../../core/index.ts';
-import { createHttpApp, listen } from './http.ts';
+import { createHttpApp, listen } from '../../cli/http.ts';
 import { schedulePrevCloses, type PrevCloseSource } from './prev-close.ts';
 
 /** Options of {@link createMdp}. */
@@ -123,16 +123,7 @@ export function createMdp(options: MdpOptions): Mdp {
     decodeIssues: Object.fromEntries(Object.entries(decodeCounts).filter(([, n]) => n > 0)),
     listener: listener.stats,
     publisher: publisher.stats,
-    analyzer:
-      analyzer === undefined
-        ? null
-        : {
-            ...analyzer.stats,
-            consumer: analyzer.consumer.stats,
-            boards: analyzer.publisher.stats,
-            lagMs: analyzer.lagMs(),
-            latestDate: analyzer.latestDate,
-          },
+    analyzer: analyzer === undefined ? null : analyzer.health(),
     rates: meter.rates(),
   });
 

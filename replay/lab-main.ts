@@ -1,0 +1,104 @@
+import { Command, Option } from 'commander';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseConnectionOptions } from '../core/index.ts';
+import {
+  boardWindowOptions,
+  integer,
+  parseBoardFlags,
+  type BoardWindowFlags,
+} from '../cli/options.ts';
+import { createRootLogger } from '../cli/run-service.ts';
+import { ensureServices } from '../services/ensure.ts';
+import { runLab } from './lab.ts';
+import { formatSummaryTable } from './report.ts';
+import { ensureMarketOpen } from './scenario.ts';
+
+const PROJECT = fileURLToPath(new URL('..', import.meta.url));
+
+interface LabFlags extends BoardWindowFlags {
+  recording?: string;
+  speed: string;
+  from?: string;
+  to?: string;
+  lba: number;
+  lagP99LimitMs: number;
+  out: string;
+  runId?: string;
+}
+
+/** `openbell lab`: services, mdp, N lba, a replay through the real listener, checks and a report. */
+export function labCommand(): Command {
+  const command = new Command('lab')
+    .description(
+      'Run the pipeline end to end on a recording (default: the bundled market-open scenario): services, mdp, N lba, replayer; then judge the run and write lab-report/<run-id>/summary.json and report.html. Exit status 1 when a check fails.',
+    )
+    .addOption(
+      new Option(
+        '--recording <file>',
+        'recording to replay (default: the bundled market-open scenario)',
+      ).env('OPENBELL_LAB_RECORDING'),
+    )
+    .addOption(
+      new Option('--speed <k|max>', 'replay speed: real time × k, or max')
+        .env('OPENBELL_LAB_SPEED')
+        .default('1'),
+    )
+    .addOption(
+      new Option('--from <HH:MM:SS>', 'replay from this New York time').env('OPENBELL_LAB_FROM'),
+    )
+    .addOption(
+      new Option('--to <HH:MM:SS>', 'replay up to this New York time').env('OPENBELL_LAB_TO'),
+    )
+    .addOption(
+      new Option('--lba <n>', 'headless analyzer processes')
+        .env('OPENBELL_LAB_LBA')
+        .argParser(integer)
+        .default(2),
+    )
+    .addOption(
+      new Option('--lag-p99-limit-ms <ms>', 'the lag check: end-to-end p99 must stay under this')
+        .env('OPENBELL_LAB_LAG_P99_LIMIT_MS')
+        .argParser(integer)
+        .default(2000),
+    )
+    .addOption(
+      new Option('--out <dir>', 'where reports go').env('OPENBELL_LAB_OUT').default('lab-report'),
+    )
+    .addOption(
+      new Option('--run-id <id>', 'name of this run (default: a timestamp)').env(
+        'OPENBELL_LAB_RUN_ID',
+      ),
+    );
+  for (const option of boardWindowOptions()) command.addOption(option);
+  command.action(async (flags: LabFlags) => {
+    const log = createRootLogger('openbell-lab');
+    if (flags.lba < 1) throw new Error('lab: --lba must be at least 1');
+    const { urls } = await ensureServices({
+      projectDir: PROJECT,
+      env: process.env,
+      only: ['redis', 'rabbitmq'],
+      log,
+    });
+    const connection = parseConnectionOptions({ redisUrl: urls.redisUrl, amqpUrl: urls.amqpUrl });
+    const recordingPath = flags.recording ?? (await ensureMarketOpen());
+    const runId = flags.runId ?? new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
+    const outDir = join(flags.out, runId);
+    const report = await runLab({
+      recordingPath,
+      speed: flags.speed,
+      from: flags.from,
+      to: flags.to,
+      lba: flags.lba,
+      connection,
+      board: parseBoardFlags(flags),
+      lagP99LimitMs: flags.lagP99LimitMs,
+      outDir,
+      runId,
+      log,
+    });
+    process.stdout.write(`${formatSummaryTable(report)}\nreport: ${join(outDir, 'report.html')}\n`);
+    if (!report.passed) process.exitCode = 1;
+  });
+  return command;
+}

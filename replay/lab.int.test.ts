@@ -1,0 +1,51 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DEFAULTS, parseConnectionOptions } from '../core/index.ts';
+import { serviceUrls } from '../testing/harness.ts';
+import { runLab } from './lab.ts';
+import type { LabReport } from './lab-types.ts';
+import { ensureMarketOpen } from './scenario.ts';
+
+const dirs: string[] = [];
+afterAll(async () => {
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+describe('openbell lab', () => {
+  it('replays the opening seconds of the bundled scenario through mdp and an lba, and passes its checks', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'openbell-lab-'));
+    dirs.push(out);
+    const urls = serviceUrls();
+    const report = await runLab({
+      recordingPath: await ensureMarketOpen(),
+      speed: '2',
+      from: '09:29:58',
+      to: '09:30:04',
+      lba: 1,
+      connection: parseConnectionOptions({ redisUrl: urls.redisUrl, amqpUrl: urls.amqpUrl }),
+      board: DEFAULTS.board,
+      lagP99LimitMs: 5000,
+      outDir: out,
+      runId: 'ci',
+      log: pino({ level: 'warn' }),
+    });
+    const [run] = report.runs;
+    expect(run?.checks.map((c) => [c.name, c.passed, c.skipped ?? false])).toEqual([
+      ['processes', true, false],
+      ['oracle', true, false],
+      ['drops', true, true],
+      ['lag-p99', true, false],
+      ['recovery', true, false],
+    ]);
+    // The burst's first seconds: tens of thousands of events, every one received and applied.
+    expect(run!.totals.sentEvents).toBeGreaterThan(20_000);
+    expect(run!.totals.appliedEvents).toBe(run!.totals.sentEvents);
+    expect(run!.samples.length).toBeGreaterThanOrEqual(2);
+    const summary = JSON.parse(await readFile(join(out, 'summary.json'), 'utf8')) as LabReport;
+    expect(summary.passed).toBe(true);
+    expect(await readFile(join(out, 'report.html'), 'utf8')).toContain('id="lab-data"');
+  }, 120_000);
+});

@@ -1,0 +1,419 @@
+import amqp from 'amqplib';
+import { Redis } from 'ioredis';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import {
+  computeBoards,
+  createBoardStore,
+  createNames,
+  decodeFrame,
+  newYorkTimeToMs,
+  openRecording,
+  tradingDateOf,
+  type BoardOptions,
+  type BoardsView,
+  type ConnectionOptions,
+  type MarketEvent,
+  type Recording,
+} from '../core/index.ts';
+import { createLagWindows, getJson, rssMiB, type AnalyzerHealth } from './lab-probe.ts';
+import type { LabCheck, LabReport, LabRun, LabSample } from './lab-types.ts';
+import { rangeOf } from './replayer.ts';
+import { serveReplay } from './serve.ts';
+
+const CLI = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
+
+/** Options of {@link runLab}. */
+export interface LabOptions {
+  recordingPath: string;
+  speed: string;
+  from?: string | undefined;
+  to?: string | undefined;
+  lba: number;
+  connection: ConnectionOptions;
+  board: BoardOptions;
+  lagP99LimitMs: number;
+  outDir: string;
+  runId: string;
+  log: Logger;
+}
+
+interface Role {
+  name: string;
+  child: ChildProcess;
+  healthUrl: string;
+  exit?: string;
+}
+
+/** Runs the pipeline on a recording end to end and judges it; writes nothing but its logs. */
+export async function runLabRun(options: LabOptions, recording: Recording): Promise<LabRun> {
+  const { log, connection, board } = options;
+  const namespace = `lab${options.runId.replace(/[^A-Za-z0-9]/g, '').slice(-12)}`;
+  const names = createNames({ namespace });
+  const date = labDate(recording);
+  const range = rangeOf(recording, options.from, options.to);
+  const redis = new Redis(connection.redisUrl, { maxRetriesPerRequest: 2 });
+  const store = createBoardStore({ redis, names, board });
+  const prevCloses = new Map(Object.entries(recording.meta.prevClose ?? {}));
+  await store.setPrevCloses(date, prevCloses);
+
+  const env = {
+    ...process.env,
+    REDIS_URL: connection.redisUrl,
+    AMQP_URL: connection.amqpUrl,
+    OPENBELL_NAMESPACE: namespace,
+    OPENBELL_WINDOW_MS: String(board.windowMs),
+    OPENBELL_MOMENTUM_MIN_HISTORY_MS: String(board.momentumMinHistoryMs),
+    LOG_LEVEL: 'warn',
+  };
+  const roles: Role[] = [];
+  const spawnRole = async (
+    name: string,
+    args: string[],
+    extra: Record<string, string>,
+  ): Promise<Role> => {
+    const port = await freePort();
+    const logFile = createWriteStream(join(options.outDir, `${name}.log`));
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { ...env, ...extra, [name === 'mdp' ? 'MDP_PORT' : 'LBA_HTTP_PORT']: String(port) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout?.pipe(logFile);
+    child.stderr?.pipe(logFile);
+    const role: Role = { name, child, healthUrl: `http://127.0.0.1:${port}/health` };
+    child.once('exit', (code, signal) => (role.exit = signal ?? String(code)));
+    roles.push(role);
+    return role;
+  };
+
+  for (let i = 1; i <= options.lba; i++) await spawnRole(`lba-${i}`, ['lba'], {});
+  const samples: LabSample[] = [];
+  const lag = createLagWindows();
+  const started = Date.now();
+  let sampler: NodeJS.Timeout | undefined;
+  let replayStats: { events: number; marketUs: number | undefined } = {
+    events: 0,
+    marketUs: undefined,
+  };
+  let last = { at: Date.now(), sent: 0, applied: 0, byType: {} as Record<string, number> };
+  let cumulative = { received: 0, applied: 0, drops: 0, expired: 0, maxlen: 0 };
+  const apiKey = `lab-${options.runId}`;
+
+  const sample = async (): Promise<void> => {
+    const healths = await Promise.all(
+      roles.map(async (r) => [r, await getJson(r.healthUrl)] as const),
+    );
+    const rss: Record<string, number> = {
+      'lab+replayer': round1(process.memoryUsage().rss / 1048576),
+    };
+    let applied = 0;
+    let expired = 0;
+    let maxlen = 0;
+    let byType: Record<string, number> = {};
+    let drops = 0;
+    for (const [role, health] of healths) {
+      const memory = await rssMiB(role.child.pid);
+      if (memory !== undefined) rss[role.name] = memory;
+      const analyzer = (health?.['analyzer'] ?? undefined) as AnalyzerHealth | null | undefined;
+      if (analyzer) {
+        applied += analyzer.events;
+        expired += analyzer.consumer.deadLettered['expired'] ?? 0;
+        maxlen += analyzer.consumer.deadLettered['maxlen'] ?? 0;
+        lag.add(role.name, analyzer.lagHistogram);
+      }
+      const listener = health?.['listener'] as
+        { events: Record<string, number>; droppedEvents: number } | undefined;
+      if (listener) {
+        byType = listener.events;
+        drops = listener.droppedEvents;
+      }
+    }
+    const received = Object.values(byType).reduce((a, b) => a + b, 0);
+    const now = Date.now();
+    const seconds = Math.max(0.001, (now - last.at) / 1000);
+    const window = lag.take();
+    cumulative = {
+      received: Math.max(cumulative.received, received),
+      applied: Math.max(cumulative.applied, applied),
+      drops: Math.max(cumulative.drops, drops),
+      expired: Math.max(cumulative.expired, expired),
+      maxlen: Math.max(cumulative.maxlen, maxlen),
+    };
+    samples.push({
+      wallMs: now,
+      marketMs: (replayStats.marketUs ?? range.fromUs ?? recording.totals.firstUs ?? 0) / 1000,
+      sentPerSec: Math.round((replayStats.events - last.sent) / seconds),
+      inPerSec: Object.fromEntries(
+        Object.entries(byType).map(([type, n]) => [
+          type,
+          Math.round((n - (last.byType[type] ?? 0)) / seconds),
+        ]),
+      ),
+      appliedPerSec: Math.round((cumulative.applied - last.applied) / seconds),
+      queueDepth: await queueDepth(connection.amqpUrl, names.queue('analyzers')),
+      lagP50Ms: window.p50,
+      lagP99Ms: window.p99,
+      listenerDrops: cumulative.drops,
+      expired: cumulative.expired,
+      maxLengthDrops: cumulative.maxlen,
+      rssMiB: rss,
+    });
+    last = { at: now, sent: replayStats.events, applied: cumulative.applied, byType };
+  };
+
+  let replaySummary: Awaited<ReturnType<typeof serveReplay>> | undefined;
+  try {
+    replaySummary = await serveReplay({
+      recording,
+      log,
+      speed: options.speed,
+      from: options.from,
+      to: options.to,
+      server: {
+        host: '127.0.0.1',
+        port: 0,
+        apiKey,
+        waitClients: 1,
+        slowConsumerBytes: 64 * 1024 * 1024,
+        onListening: (server) => {
+          void spawnRole('mdp', ['mdp', '--no-analyzer'], {
+            MASSIVE_WS_URL: server.url,
+            MASSIVE_API_KEY: apiKey,
+            MASSIVE_TOPICS: 'A.*,AM.*,T.*',
+          });
+        },
+      },
+      onStart: (run) => {
+        replayStats = run.stats;
+        sampler = setInterval(() => void sample(), 1000);
+      },
+    });
+    // The replay is sent: wait (bounded) for the pipeline to account for every event.
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const c = cumulative;
+      if (
+        c.received >= replaySummary.events &&
+        c.applied + c.expired + c.maxlen + c.drops >= c.received
+      )
+        break;
+    }
+  } finally {
+    clearInterval(sampler);
+    await sample();
+    for (const role of roles) role.child.kill('SIGTERM');
+    await Promise.all(roles.map((r) => exited(r)));
+  }
+
+  const live = await store.readBoards(date, board.top, { freshMomentum: true });
+  const oracle = computeBoards(await eventsOf(recording, range), date, prevCloses, board);
+  await cleanup(redis, connection.amqpUrl, namespace);
+  redis.disconnect();
+
+  const totalLag = lag.total();
+  const exits = Object.fromEntries(roles.map((r) => [r.name, r.exit ?? 'running']));
+  const totals: LabRun['totals'] = {
+    sentEvents: replaySummary.events,
+    receivedEvents: cumulative.received,
+    appliedEvents: cumulative.applied,
+    listenerDrops: cumulative.drops,
+    expired: cumulative.expired,
+    maxLengthDrops: cumulative.maxlen,
+    lagP50Ms: totalLag.p50,
+    lagP99Ms: totalLag.p99,
+    lagMaxMs: totalLag.max,
+    latenessP50Ms: replaySummary.lateness.p50Ms,
+    latenessP99Ms: replaySummary.lateness.p99Ms,
+    wallSeconds: Math.round((Date.now() - started) / 100) / 10,
+    exits,
+  };
+  return {
+    label: 'default',
+    topology: 'default',
+    samples,
+    checks: judge(totals, samples, live, oracle, options),
+    totals,
+  };
+}
+
+/** The run's verdicts: processes, oracle, drops, lag, recovery after the burst. */
+function judge(
+  totals: LabRun['totals'],
+  samples: LabSample[],
+  live: BoardsView,
+  oracle: BoardsView,
+  options: LabOptions,
+): LabCheck[] {
+  const died = Object.entries(totals.exits).filter(([, exit]) => exit !== '0');
+  const lost = totals.listenerDrops + totals.expired + totals.maxLengthDrops;
+  const unequal = Object.keys(oracle.boards).filter(
+    (name) =>
+      JSON.stringify(live.boards[name as keyof BoardsView['boards']]) !==
+      JSON.stringify(oracle.boards[name as keyof BoardsView['boards']]),
+  );
+  const realTime = options.speed === '1' || options.speed === '1x';
+  const peak = samples.reduce<LabSample | undefined>(
+    (best, s) => (best === undefined || s.sentPerSec > best.sentPerSec ? s : best),
+    undefined,
+  );
+  const after = peak === undefined ? [] : samples.filter((s) => s.wallMs >= peak.wallMs + 10_000);
+  const slow = after.filter((s) => s.lagP99Ms !== null && s.lagP99Ms >= 1000);
+  return [
+    {
+      name: 'processes',
+      passed: died.length === 0 && totals.receivedEvents > 0,
+      detail:
+        died.length === 0
+          ? `every process stopped cleanly (${Object.keys(totals.exits).join(', ')})`
+          : `exited abnormally: ${died.map(([n, e]) => `${n} (${e})`).join(', ')}`,
+    },
+    lost > 0
+      ? {
+          name: 'oracle',
+          passed: true,
+          skipped: true,
+          detail: `${lost} events were dropped or expired`,
+        }
+      : {
+          name: 'oracle',
+          passed: unequal.length === 0,
+          detail:
+            unequal.length === 0
+              ? `boards equal the offline oracle over ${totals.sentEvents} events`
+              : `boards differ from the oracle: ${unequal.join(', ')}`,
+        },
+    realTime
+      ? { name: 'drops', passed: lost === 0, detail: `${lost} events dropped or expired at 1x` }
+      : {
+          name: 'drops',
+          passed: true,
+          skipped: true,
+          detail: `not judged at ${options.speed} (${lost} lost)`,
+        },
+    {
+      name: 'lag-p99',
+      passed: totals.lagP99Ms <= options.lagP99LimitMs,
+      detail: `p99 ${totals.lagP99Ms} ms against a limit of ${options.lagP99LimitMs} ms`,
+    },
+    {
+      name: 'recovery',
+      passed: slow.length === 0,
+      detail:
+        after.length === 0
+          ? 'the run ended within 10 s of its busiest second'
+          : `${slow.length} of ${after.length} seconds from 10 s after the peak had p99 lag ≥ 1 s`,
+    },
+  ];
+}
+
+/** Runs the lab and writes `summary.json` and `report.html` under `<outDir>`. */
+export async function runLab(options: LabOptions): Promise<LabReport> {
+  await mkdir(options.outDir, { recursive: true });
+  const recording = await openRecording(options.recordingPath);
+  try {
+    const run = await runLabRun(options, recording);
+    const date = labDate(recording);
+    const report: LabReport = {
+      runId: options.runId,
+      startedAt: new Date().toISOString(),
+      recording: {
+        path: options.recordingPath,
+        date,
+        frames: recording.totals.frames,
+        events: recording.totals.events,
+        fromMs: (recording.totals.firstUs ?? 0) / 1000,
+        toMs: (recording.totals.lastUs ?? 0) / 1000,
+      },
+      settings: {
+        speed: options.speed,
+        lba: options.lba,
+        analyzerInMdp: false,
+        lagP99LimitMs: options.lagP99LimitMs,
+      },
+      openMs: newYorkTimeToMs(date, '09:30'),
+      runs: [run],
+      passed: run.checks.every((c) => c.passed),
+    };
+    await writeFile(join(options.outDir, 'summary.json'), `${JSON.stringify(report, null, 2)}\n`);
+    const { renderReport } = await import('./report.ts');
+    await writeFile(join(options.outDir, 'report.html'), await renderReport(report));
+    return report;
+  } finally {
+    await recording.close();
+  }
+}
+
+function labDate(recording: Recording): string {
+  const date = recording.meta.date;
+  if (typeof date === 'string') return date;
+  return tradingDateOf((recording.totals.firstUs ?? 0) / 1000);
+}
+
+async function eventsOf(
+  recording: Recording,
+  range: ReturnType<typeof rangeOf>,
+): Promise<MarketEvent[]> {
+  const events: MarketEvent[] = [];
+  for await (const chunk of recording.chunks(range))
+    for (const frame of chunk)
+      for (const event of decodeFrame(frame.data).events) events.push(event);
+  return events;
+}
+
+async function queueDepth(amqpUrl: string, queue: string): Promise<number> {
+  try {
+    const connection = await amqp.connect(amqpUrl);
+    try {
+      const channel = await connection.createChannel();
+      return (await channel.checkQueue(queue)).messageCount;
+    } finally {
+      await connection.close().catch(() => undefined);
+    }
+  } catch {
+    return 0;
+  }
+}
+
+/** Deletes the run's queues, exchanges and keys: a lab leaves nothing behind but its report. */
+async function cleanup(redis: Redis, amqpUrl: string, namespace: string): Promise<void> {
+  const names = createNames({ namespace });
+  const connection = await amqp.connect(amqpUrl);
+  try {
+    const channel = await connection.createChannel();
+    for (const queue of [names.queue('analyzers'), names.queue('analyzers.dead')])
+      await channel.deleteQueue(queue).catch(() => undefined);
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${namespace}:*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) await redis.unlink(...keys);
+  } while (cursor !== '0');
+}
+
+/** Resolves once a role's process has exited (at once if it already has). */
+function exited(role: Role): Promise<void> {
+  if (role.exit !== undefined) return Promise.resolve();
+  return new Promise((resolve) => role.child.once('exit', () => resolve()));
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const round1 = (n: number): number => Math.round(n * 10) / 10;

@@ -1,0 +1,371 @@
+import { Command, Option } from 'commander';
+import { createWriteStream } from 'node:fs';
+import { finished } from 'node:stream/promises';
+import {
+  DEFAULT_TOPICS,
+  createNames,
+  openRecording,
+  parseTransportOptions,
+  redactUrl,
+} from '../core/index.ts';
+import {
+  connectionOptions,
+  integer,
+  parseConnectionFlags,
+  type ConnectionFlags,
+} from '../cli/options.ts';
+import { createRootLogger } from '../cli/run-service.ts';
+import { formatInfo, recordingInfo } from './info.ts';
+import { exportJsonl, importJsonl } from './jsonl.ts';
+import { recordFromExchange, recordFromWebSocket } from './recorder.ts';
+import { serveReplay } from './serve.ts';
+import { SYNTH_DEFAULTS } from './synth.ts';
+import { writeSynth } from './scenario.ts';
+
+const env = (name: string) => `OPENBELL_${name}`;
+
+/** `openbell synth`: writes a deterministic synthetic market open as a recording. */
+export function synthCommand(): Command {
+  const d = SYNTH_DEFAULTS;
+  return new Command('synth')
+    .description(
+      'Write a deterministic synthetic market-open session as a recording (see replay/SYNTH.md).',
+    )
+    .addOption(
+      new Option('-o, --output <file>', 'recording to write')
+        .env(env('SYNTH_OUTPUT'))
+        .makeOptionMandatory(),
+    )
+    .addOption(new Option('--date <date>', 'trading date').env(env('SYNTH_DATE')).default(d.date))
+    .addOption(
+      new Option('--symbols <n>', 'listed symbols')
+        .env(env('SYNTH_SYMBOLS'))
+        .argParser(integer)
+        .default(d.symbols),
+    )
+    .addOption(
+      new Option('--from <HH:MM>', 'session start, New York time')
+        .env(env('SYNTH_FROM'))
+        .default(d.from),
+    )
+    .addOption(
+      new Option('--to <HH:MM>', 'session end, New York time').env(env('SYNTH_TO')).default(d.to),
+    )
+    .addOption(
+      new Option('--seed <n>', 'seed: same seed, same bytes')
+        .env(env('SYNTH_SEED'))
+        .argParser(integer)
+        .default(d.seed),
+    )
+    .addOption(
+      new Option('--peak-trades <n>', 'market-wide trades/s at the top of the opening burst')
+        .env(env('SYNTH_PEAK_TRADES'))
+        .argParser(integer)
+        .default(d.peakTradesPerSec),
+    )
+    .addOption(new Option('--force', 'overwrite an existing file').env(env('SYNTH_FORCE')))
+    .action(async (flags: SynthFlags) => {
+      const started = performance.now();
+      const totals = await writeSynth(
+        flags.output,
+        {
+          date: flags.date,
+          symbols: flags.symbols,
+          from: flags.from,
+          to: flags.to,
+          seed: flags.seed,
+          peakTradesPerSec: flags.peakTrades,
+        },
+        flags.force === true,
+      );
+      const seconds = (performance.now() - started) / 1000;
+      process.stdout.write(
+        `${flags.output}: ${totals.frames} frames, ${totals.events} events, ${(totals.bytes / totals.events).toFixed(1)} B/event, in ${seconds.toFixed(1)} s\n`,
+      );
+    });
+}
+
+interface SynthFlags {
+  output: string;
+  date: string;
+  symbols: number;
+  from: string;
+  to: string;
+  seed: number;
+  peakTrades: number;
+  force?: boolean;
+}
+
+interface RecordFlags extends ConnectionFlags {
+  from?: string;
+  tap?: boolean;
+  bindings: string;
+  output?: string;
+  apiKey?: string;
+  topics: string;
+  duration?: number;
+  force?: boolean;
+}
+
+/** `openbell record`: records a feed, or imports, exports and describes recordings. */
+export function recordCommand(): Command {
+  const command = new Command('record')
+    // `record import -o …` has its own -o: options after a subcommand belong to it.
+    .enablePositionalOptions()
+    .description(
+      'Record a Massive-protocol feed (--from) or the events exchange (--tap) to a recording; or import, export and describe recordings.',
+    )
+    .addOption(
+      new Option('--from <url>', 'Massive-protocol WebSocket to record').env(env('RECORD_FROM')),
+    )
+    .addOption(
+      new Option('--tap', 'record the RabbitMQ events exchange instead').env(env('RECORD_TAP')),
+    )
+    .addOption(
+      new Option('--bindings <keys>', 'routing keys the tap binds (comma-separated)')
+        .env(env('RECORD_BINDINGS'))
+        .default('#'),
+    )
+    .addOption(new Option('-o, --output <file>', 'recording to write').env(env('RECORD_OUTPUT')))
+    .addOption(
+      new Option('--api-key <key>', 'API key of the feed (never logged)').env('MASSIVE_API_KEY'),
+    )
+    .addOption(
+      new Option('--topics <list>', 'subscriptions')
+        .env('MASSIVE_TOPICS')
+        .default(DEFAULT_TOPICS.join(',')),
+    )
+    .addOption(
+      new Option('--duration <seconds>', 'stop after this long (default: until SIGINT/SIGTERM)')
+        .env(env('RECORD_DURATION'))
+        .argParser(integer),
+    )
+    .addOption(new Option('--force', 'overwrite an existing file').env(env('RECORD_FORCE')));
+  for (const option of connectionOptions()) command.addOption(option);
+  command.action(async (flags: RecordFlags) => {
+    if (flags.output === undefined) throw new Error('record: -o/--output <file> is required');
+    if ((flags.from === undefined) === (flags.tap !== true))
+      throw new Error('record: give either --from <ws url> or --tap');
+    const log = createRootLogger('openbell-record');
+    const abort = new AbortController();
+    const stop = (): void => abort.abort();
+    process.once('SIGINT', stop).once('SIGTERM', stop);
+    const common = {
+      output: flags.output,
+      log,
+      overwrite: flags.force === true,
+      signal: abort.signal,
+      ...(flags.duration === undefined ? {} : { durationMs: flags.duration * 1000 }),
+    };
+    const result =
+      flags.from !== undefined
+        ? await recordFromWebSocket({
+            ...common,
+            url: flags.from,
+            apiKey: requireKey(flags.apiKey),
+            topics: flags.topics.split(',').map((t) => t.trim()),
+          })
+        : await recordFromExchange({
+            ...common,
+            amqpUrl: parseConnectionFlags(flags).amqpUrl,
+            names: createNames({ namespace: flags.namespace }),
+            bindings: flags.bindings.split(',').map((t) => t.trim()),
+          });
+    log.info(
+      { ...result, source: flags.from === undefined ? 'tap' : redactUrl(flags.from) },
+      'recorded',
+    );
+  });
+  command.addCommand(
+    new Command('import')
+      .description(
+        'Turn a JSONL capture ({"t":ms,"msgs":[…]} per line) into a recording, losslessly.',
+      )
+      .argument('<capture>', 'JSONL capture')
+      .requiredOption('-o, --output <file>', 'recording to write')
+      .option('--skip-bad', 'skip and count malformed lines instead of failing')
+      .option('--force', 'overwrite an existing file')
+      .action(
+        async (input: string, flags: { output: string; skipBad?: boolean; force?: boolean }) => {
+          const result = await importJsonl(input, flags.output, {
+            skipBad: flags.skipBad === true,
+            overwrite: flags.force === true,
+          });
+          process.stdout.write(`${JSON.stringify(result)}\n`);
+        },
+      ),
+  );
+  command.addCommand(
+    new Command('export')
+      .description('Write a recording as a JSONL capture (stdout unless -o), losslessly.')
+      .argument('<file>', 'recording')
+      .option('-o, --output <file>', 'JSONL file to write')
+      .action(async (file: string, flags: { output?: string }) => {
+        const out =
+          flags.output === undefined
+            ? process.stdout
+            : createWriteStream(flags.output, { flags: 'wx' });
+        const result = await exportJsonl(file, out);
+        if (out !== process.stdout) {
+          out.end();
+          await finished(out);
+        }
+        process.stderr.write(`${JSON.stringify(result)}\n`);
+      }),
+  );
+  command.addCommand(
+    new Command('info')
+      .description(
+        'Describe a recording: duration, frames, events by type, symbols, peak events/s, size.',
+      )
+      .argument('<file>', 'recording')
+      .option('--json', 'print JSON')
+      .action(async (file: string, flags: { json?: boolean }) => {
+        const info = await recordingInfo(file);
+        process.stdout.write(
+          flags.json === true ? `${JSON.stringify(info, null, 2)}\n` : `${formatInfo(info)}\n`,
+        );
+      }),
+  );
+  return command;
+}
+
+function requireKey(key: string | undefined): string {
+  if (key === undefined || key === '')
+    throw new Error('record: --api-key or MASSIVE_API_KEY is required with --from');
+  return key;
+}
+
+/** `openbell replay`: serves a recording as a Massive-compatible WebSocket, or publishes it to the exchange. */
+export function replayCommand(): Command {
+  const t = parseTransportOptions({});
+  const command = new Command('replay')
+    .description(
+      'Replay a recording: serve it as a Massive-compatible WebSocket (auth, subscribe, slow-consumer cut) or publish it to the events exchange (--to-broker).',
+    )
+    .argument('<file>', 'recording')
+    .addOption(
+      new Option('--speed <k|max>', 'real time × k, or max: as fast as the clients take it').env(
+        env('REPLAY_SPEED'),
+      ),
+    )
+    .addOption(
+      new Option('--rate <events/s>', 'a fixed event rate instead of the recorded timing').env(
+        env('REPLAY_RATE'),
+      ),
+    )
+    .addOption(
+      new Option('--from <HH:MM:SS>', 'start at this New York time of the trading day').env(
+        env('REPLAY_FROM'),
+      ),
+    )
+    .addOption(new Option('--to <HH:MM:SS>', 'stop at this New York time').env(env('REPLAY_TO')))
+    .addOption(new Option('--loop', 'start over at the end until stopped').env(env('REPLAY_LOOP')))
+    .addOption(
+      new Option(
+        '--to-broker',
+        'publish to the events exchange instead of serving a WebSocket',
+      ).env(env('REPLAY_TO_BROKER')),
+    )
+    .addOption(
+      new Option('--host <host>', 'WebSocket bind address')
+        .env(env('REPLAY_HOST'))
+        .default('127.0.0.1'),
+    )
+    .addOption(
+      new Option('--port <port>', 'WebSocket port')
+        .env(env('REPLAY_PORT'))
+        .argParser(integer)
+        .default(8765),
+    )
+    .addOption(
+      new Option('--api-key <key>', 'the key clients must authenticate with (never logged)')
+        .env(env('REPLAY_API_KEY'))
+        .default('openbell-replay'),
+    )
+    .addOption(
+      new Option('--wait-clients <n>', 'subscribed clients to wait for before starting the clock')
+        .env(env('REPLAY_WAIT_CLIENTS'))
+        .argParser(integer)
+        .default(1),
+    )
+    .addOption(
+      new Option(
+        '--slow-consumer-bytes <n>',
+        'unsent bytes past which a client is cut as a slow consumer',
+      )
+        .env(env('REPLAY_SLOW_CONSUMER_BYTES'))
+        .argParser(integer)
+        .default(64 * 1024 * 1024),
+    )
+    .addOption(
+      new Option('--group <name>', 'analyzers group whose queue --to-broker declares')
+        .env('OPENBELL_GROUP')
+        .default('analyzers'),
+    )
+    .addOption(
+      new Option('--batch-max-events <n>', 'events per published batch (--to-broker)')
+        .env('OPENBELL_BATCH_MAX_EVENTS')
+        .argParser(integer)
+        .default(t.batchMaxEvents),
+    );
+  for (const option of connectionOptions()) command.addOption(option);
+  command.action(async (file: string, flags: ReplayFlags) => {
+    const log = createRootLogger('openbell-replay');
+    const recording = await openRecording(file);
+    const abort = new AbortController();
+    const stop = (): void => abort.abort();
+    process.once('SIGINT', stop).once('SIGTERM', stop);
+    try {
+      const summary = await serveReplay({
+        recording,
+        log,
+        signal: abort.signal,
+        speed: flags.speed,
+        rate: flags.rate,
+        from: flags.from,
+        to: flags.to,
+        loop: flags.loop === true,
+        progress: process.stderr,
+        ...(flags.toBroker === true
+          ? {
+              broker: {
+                amqpUrl: parseConnectionFlags(flags).amqpUrl,
+                names: createNames({ namespace: flags.namespace }),
+                group: flags.group,
+                transport: parseTransportOptions({ batchMaxEvents: flags.batchMaxEvents }),
+              },
+            }
+          : {
+              server: {
+                host: flags.host,
+                port: flags.port,
+                apiKey: flags.apiKey,
+                waitClients: flags.waitClients,
+                slowConsumerBytes: flags.slowConsumerBytes,
+              },
+            }),
+      });
+      process.stdout.write(`${JSON.stringify(summary)}\n`);
+    } finally {
+      await recording.close();
+    }
+  });
+  return command;
+}
+
+interface ReplayFlags extends ConnectionFlags {
+  speed?: string;
+  rate?: string;
+  from?: string;
+  to?: string;
+  loop?: boolean;
+  toBroker?: boolean;
+  host: string;
+  port: number;
+  apiKey: string;
+  waitClients: number;
+  slowConsumerBytes: number;
+  group: string;
+  batchMaxEvents: number;
+}
