@@ -7,6 +7,7 @@ import { ensureServices } from '../services/ensure.ts';
 import { benchDecode } from './decode.ts';
 import type { Measurement } from './measure.ts';
 import { benchPipeline } from './pipeline.ts';
+import { benchReplay } from './replay.ts';
 
 /** A goal from an issue, checked against a measured figure. */
 interface Goal {
@@ -25,17 +26,25 @@ const { values } = parseArgs({
   },
 });
 const events = values.events === undefined ? undefined : Number(values.events);
+const services = async () => {
+  const log = pino({ name: 'bench-services', level: 'warn' }, pino.destination(2));
+  const { urls } = await ensureServices({
+    projectDir: fileURLToPath(new URL('..', import.meta.url)),
+    env: process.env,
+    log,
+    only: ['redis', 'rabbitmq'],
+  });
+  return urls;
+};
 const suites: Record<string, () => Measurement[] | Promise<Measurement[]>> = {
   decode: () => benchDecode(events === undefined ? {} : { events }),
+  replay: async () => {
+    const { amqpUrl } = await services();
+    if (amqpUrl === undefined) throw new Error('bench: RabbitMQ missing');
+    return benchReplay({ amqpUrl });
+  },
   pipeline: async () => {
-    const log = pino({ name: 'bench-services', level: 'warn' }, pino.destination(2));
-    const { urls } = await ensureServices({
-      projectDir: fileURLToPath(new URL('..', import.meta.url)),
-      env: process.env,
-      log,
-      only: ['redis', 'rabbitmq'],
-    });
-    const { redisUrl, amqpUrl, rabbitmqManagementUrl } = urls;
+    const { redisUrl, amqpUrl, rabbitmqManagementUrl } = await services();
     if (redisUrl === undefined || amqpUrl === undefined || rabbitmqManagementUrl === undefined)
       throw new Error('bench: services missing');
     return benchPipeline({
@@ -90,6 +99,21 @@ if (endToEnd !== undefined && passThrough !== undefined) {
     actual: ratio,
     met: ratio >= 0.2,
   });
+}
+
+for (const [measurement, target, what] of [
+  ['replay.file-to-broker', 500_000, 'replay from file to the broker (events/s)'],
+  ['replay.websocket', 200_000, 'replay over the Massive-compatible WebSocket (events/s)'],
+] as const) {
+  const actual = figure('replay', measurement);
+  if (actual !== undefined)
+    goals.push({
+      name: what,
+      measurement: `replay/${measurement}`,
+      target,
+      actual,
+      met: actual >= target,
+    });
 }
 
 const report = {

@@ -52,6 +52,11 @@ export interface AnalyzerOptions {
   concurrency?: number;
   /** A group is applied as soon as it holds this many events. @default 8000 */
   groupMaxEvents?: number;
+  /**
+   * Fault injection for the lab: every batch waits this long, one after another, before it is
+   * applied, the way an analyzer doing one Redis round trip per event falls behind. @default 0
+   */
+  injectDelayMs?: number;
   /** Consumer tuning passed through (retry and reconnect delays, close timeout). */
   consumer?: Pick<
     BatchConsumerOptions,
@@ -140,10 +145,16 @@ export function createAnalyzer(options: AnalyzerOptions): Analyzer {
     },
   });
 
+  const injectDelayMs = options.injectDelayMs ?? 0;
+  let slowed: Promise<void> = Promise.resolve();
   const handle = async (body: Buffer): Promise<void> => {
     const { batch, issues } = decodeBatch(body, decodeCounts);
     stats.dropped += issues.length;
     if (batch === undefined) return;
+    if (injectDelayMs > 0)
+      await (slowed = slowed.then(
+        () => new Promise((resolve) => setTimeout(resolve, injectDelayMs)),
+      ));
     try {
       await applier.apply(batch);
     } catch (error) {

@@ -25,6 +25,8 @@ interface LabFlags extends BoardWindowFlags {
   lagP99LimitMs: number;
   out: string;
   runId?: string;
+  compare?: string;
+  pocDelayMs: number;
 }
 
 /** `openbell lab`: services, mdp, N lba, a replay through the real listener, checks and a report. */
@@ -96,6 +98,8 @@ export function labCommand(): Command {
       outDir,
       runId,
       log,
+      compare: flags.compare === 'poc' ? 'poc' : undefined,
+      pocDelayMs: flags.pocDelayMs,
     });
     process.stdout.write(`${formatSummaryTable(report)}\nreport: ${join(outDir, 'report.html')}\n`);
     if (!report.passed) process.exitCode = 1;

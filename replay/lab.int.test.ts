@@ -49,3 +49,35 @@ describe('openbell lab', () => {
     expect(await readFile(join(out, 'report.html'), 'utf8')).toContain('id="lab-data"');
   }, 120_000);
 });
+
+describe('openbell lab --compare poc', () => {
+  it('shows the stampede: slowed analyzers fall seconds behind where the default pipeline keeps up', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'openbell-lab-poc-'));
+    dirs.push(out);
+    const urls = serviceUrls();
+    const report = await runLab({
+      recordingPath: await ensureMarketOpen(),
+      speed: '2',
+      from: '09:29:59',
+      to: '09:30:05',
+      lba: 1,
+      connection: parseConnectionOptions({ redisUrl: urls.redisUrl, amqpUrl: urls.amqpUrl }),
+      board: DEFAULTS.board,
+      lagP99LimitMs: 1000,
+      outDir: out,
+      runId: 'cmp',
+      log: pino({ level: 'warn' }),
+      compare: 'poc',
+      pocDelayMs: 100,
+    });
+    const [normal, poc] = report.runs;
+    expect(report.runs.map((r) => r.label)).toEqual(['default', 'poc']);
+    expect(report.passed).toBe(true);
+    expect(normal!.totals.lagP99Ms).toBeLessThan(1000);
+    expect(poc!.totals.lagP99Ms).toBeGreaterThan(1000);
+    expect(poc!.checks.find((c) => c.name === 'lag-p99')?.passed).toBe(false);
+    // Both runs land on one chart: the report embeds both series.
+    const html = await readFile(join(out, 'report.html'), 'utf8');
+    expect(html).toContain('"label":"poc"');
+  }, 180_000);
+});

@@ -41,6 +41,19 @@ export interface LabOptions {
   outDir: string;
   runId: string;
   log: Logger;
+  /**
+   * Also run the stampede on purpose and chart both: `poc` slows every analyzer by
+   * {@link LabOptions.pocDelayMs} per batch, as the original's per-event processing did.
+   */
+  compare?: 'poc' | undefined;
+  /** The per-batch delay of the `poc` run. @default 100 */
+  pocDelayMs?: number;
+}
+
+/** Which pipeline a run exercises. */
+interface Variant {
+  topology: LabRun['topology'];
+  injectDelayMs: number;
 }
 
 interface Role {
@@ -51,9 +64,13 @@ interface Role {
 }
 
 /** Runs the pipeline on a recording end to end and judges it; writes nothing but its logs. */
-export async function runLabRun(options: LabOptions, recording: Recording): Promise<LabRun> {
+export async function runLabRun(
+  options: LabOptions,
+  recording: Recording,
+  variant: Variant = { topology: 'default', injectDelayMs: 0 },
+): Promise<LabRun> {
   const { log, connection, board } = options;
-  const namespace = `lab${options.runId.replace(/[^A-Za-z0-9]/g, '').slice(-12)}`;
+  const namespace = `lab${options.runId.replace(/[^A-Za-z0-9]/g, '').slice(-12)}${variant.topology}`;
   const names = createNames({ namespace });
   const date = labDate(recording);
   const range = rangeOf(recording, options.from, options.to);
@@ -69,6 +86,7 @@ export async function runLabRun(options: LabOptions, recording: Recording): Prom
     OPENBELL_NAMESPACE: namespace,
     OPENBELL_WINDOW_MS: String(board.windowMs),
     OPENBELL_MOMENTUM_MIN_HISTORY_MS: String(board.momentumMinHistoryMs),
+    OPENBELL_INJECT_DELAY_MS: String(variant.injectDelayMs),
     LOG_LEVEL: 'warn',
   };
   const roles: Role[] = [];
@@ -78,7 +96,7 @@ export async function runLabRun(options: LabOptions, recording: Recording): Prom
     extra: Record<string, string>,
   ): Promise<Role> => {
     const port = await freePort();
-    const logFile = createWriteStream(join(options.outDir, `${name}.log`));
+    const logFile = createWriteStream(join(options.outDir, `${variant.topology}-${name}.log`));
     const child = spawn(process.execPath, [CLI, ...args], {
       env: { ...env, ...extra, [name === 'mdp' ? 'MDP_PORT' : 'LBA_HTTP_PORT']: String(port) },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -234,8 +252,8 @@ export async function runLabRun(options: LabOptions, recording: Recording): Prom
     exits,
   };
   return {
-    label: 'default',
-    topology: 'default',
+    label: variant.topology,
+    topology: variant.topology,
     samples,
     checks: judge(totals, samples, live, oracle, options),
     totals,
@@ -317,7 +335,14 @@ export async function runLab(options: LabOptions): Promise<LabReport> {
   await mkdir(options.outDir, { recursive: true });
   const recording = await openRecording(options.recordingPath);
   try {
-    const run = await runLabRun(options, recording);
+    const runs = [await runLabRun(options, recording)];
+    if (options.compare === 'poc')
+      runs.push(
+        await runLabRun(options, recording, {
+          topology: 'poc',
+          injectDelayMs: options.pocDelayMs ?? 100,
+        }),
+      );
     const date = labDate(recording);
     const report: LabReport = {
       runId: options.runId,
@@ -337,8 +362,9 @@ export async function runLab(options: LabOptions): Promise<LabReport> {
         lagP99LimitMs: options.lagP99LimitMs,
       },
       openMs: newYorkTimeToMs(date, '09:30'),
-      runs: [run],
-      passed: run.checks.every((c) => c.passed),
+      runs,
+      // The poc run is expected to fail its checks: the verdict is the default pipeline's.
+      passed: runs[0]!.checks.every((c) => c.passed),
     };
     await writeFile(join(options.outDir, 'summary.json'), `${JSON.stringify(report, null, 2)}\n`);
     const { renderReport } = await import('./report.ts');

@@ -19,7 +19,8 @@ import {
 import { createHttpApp, listen } from '../../cli/http.ts';
 import { createRootLogger, runService } from '../../cli/run-service.ts';
 
-type LbaFlags = ConnectionFlags & AnalyzerFlags & { httpHost: string; httpPort?: number };
+type LbaFlags = ConnectionFlags &
+  AnalyzerFlags & { httpHost: string; httpPort?: number; injectDelayMs: number };
 
 /** `openbell lba`: a headless analyzer; run as many as needed against the same RabbitMQ and Redis. */
 export function lbaCommand(): Command {
@@ -40,6 +41,15 @@ export function lbaCommand(): Command {
       )
         .env('LBA_HTTP_PORT')
         .argParser(integer),
+    )
+    .addOption(
+      new Option(
+        '--inject-delay-ms <ms>',
+        "fault injection: hold every batch this long, one after another (the lab's poc comparison)",
+      )
+        .env('OPENBELL_INJECT_DELAY_MS')
+        .argParser(integer)
+        .default(0),
     );
   command.action(async (flags: LbaFlags) => {
     const log = createRootLogger('openbell-lba');
@@ -61,6 +71,7 @@ export function lbaCommand(): Command {
       topology: { queueTtlMs: transport.queueTtlMs, queueMaxLength: transport.queueMaxLength },
       board,
       prefetch: transport.prefetch,
+      injectDelayMs: flags.injectDelayMs,
     });
     let server: Server | undefined;
     let closing = false;

@@ -1,0 +1,100 @@
+import { pino } from 'pino';
+import { WebSocket } from 'ws';
+import { createNames, openRecording, parseTransportOptions } from '../core/index.ts';
+import { ensureMarketOpen } from '../replay/scenario.ts';
+import { serveReplay, type ReplaySummary } from '../replay/serve.ts';
+import type { Measurement } from './measure.ts';
+
+const log = pino({ level: 'warn' }, pino.destination(2));
+
+/**
+ * Replay throughput on the bundled market-open scenario at `--speed max`: from the file to the
+ * events exchange (decoded and batched as the listener does), and over the Massive-compatible
+ * WebSocket to one client that parses every frame. Best and median of `runs`.
+ */
+export async function benchReplay(options: {
+  amqpUrl: string;
+  runs?: number;
+}): Promise<Measurement[]> {
+  const path = await ensureMarketOpen();
+  const runs = options.runs ?? 3;
+  const broker = async (k: number): Promise<ReplaySummary> => {
+    const recording = await openRecording(path);
+    try {
+      return await serveReplay({
+        recording,
+        log,
+        speed: 'max',
+        broker: {
+          amqpUrl: options.amqpUrl,
+          names: createNames({ namespace: `benchreplay${k}` }),
+          group: 'analyzers',
+          transport: parseTransportOptions({}),
+        },
+      });
+    } finally {
+      await recording.close();
+    }
+  };
+  const socket = async (): Promise<ReplaySummary & { received: number }> => {
+    const recording = await openRecording(path);
+    let received = 0;
+    let client: WebSocket | undefined;
+    try {
+      const summary = await serveReplay({
+        recording,
+        log,
+        speed: 'max',
+        server: {
+          host: '127.0.0.1',
+          port: 0,
+          apiKey: 'bench',
+          waitClients: 1,
+          slowConsumerBytes: 256 * 1024 * 1024,
+          onListening: (server) => {
+            client = new WebSocket(server.url);
+            client.on('open', () => {
+              client!.send(JSON.stringify({ action: 'auth', params: 'bench' }));
+              client!.send(JSON.stringify({ action: 'subscribe', params: 'A.*,AM.*,T.*' }));
+            });
+            client.on('message', (data: Buffer) => {
+              const messages = JSON.parse(data.toString('utf8')) as { ev: string }[];
+              if (messages[0]?.ev !== 'status') received += messages.length;
+            });
+          },
+        },
+      });
+      return { ...summary, received };
+    } finally {
+      client?.terminate();
+      await recording.close();
+    }
+  };
+  const toBroker: ReplaySummary[] = [];
+  const overSocket: (ReplaySummary & { received: number })[] = [];
+  for (let k = 0; k < runs; k++) toBroker.push(await broker(k));
+  for (let k = 0; k < runs; k++) overSocket.push(await socket());
+  return [
+    measurement('replay.file-to-broker', toBroker, (s) => ({ dropped: s.broker?.dropped ?? 0 })),
+    measurement('replay.websocket', overSocket, (s) => ({ received: s.received })),
+  ];
+}
+
+function measurement<T extends ReplaySummary>(
+  name: string,
+  runs: T[],
+  extra: (best: T) => Record<string, unknown>,
+): Measurement {
+  const sorted = [...runs].sort((a, b) => b.eventsPerSec - a.eventsPerSec);
+  const best = sorted[0]!;
+  const median = sorted[Math.floor(sorted.length / 2)]!;
+  return {
+    name,
+    items: best.events,
+    runs: runs.length,
+    perSecond: best.eventsPerSec,
+    medianPerSecond: median.eventsPerSec,
+    nsPerItem: Math.round(1e9 / best.eventsPerSec),
+    ...extra(best),
+  };
+}
