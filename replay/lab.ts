@@ -90,6 +90,8 @@ export async function runLabRun(
     LOG_LEVEL: 'warn',
   };
   const roles: Role[] = [];
+  const died = new AbortController();
+  let stopping = false;
   const spawnRole = async (
     name: string,
     args: string[],
@@ -104,7 +106,11 @@ export async function runLabRun(
     child.stdout?.pipe(logFile);
     child.stderr?.pipe(logFile);
     const role: Role = { name, child, healthUrl: `http://127.0.0.1:${port}/health` };
-    child.once('exit', (code, signal) => (role.exit = signal ?? String(code)));
+    child.once('exit', (code, signal) => {
+      role.exit = signal ?? String(code);
+      // A process that dies mid-run stops the replay at once (its clients may be gone for good).
+      if (!stopping) died.abort(new Error(`${name} exited (${role.exit}) during the run`));
+    });
     roles.push(role);
     return role;
   };
@@ -192,6 +198,7 @@ export async function runLabRun(
       speed: options.speed,
       from: options.from,
       to: options.to,
+      signal: died.signal,
       server: {
         host: '127.0.0.1',
         port: 0,
@@ -213,7 +220,7 @@ export async function runLabRun(
     });
     // The replay is sent: wait (bounded) for the pipeline to account for every event.
     const deadline = Date.now() + 30_000;
-    while (Date.now() < deadline) {
+    while (Date.now() < deadline && !died.signal.aborted) {
       await new Promise((resolve) => setTimeout(resolve, 500));
       const c = cumulative;
       if (
@@ -223,6 +230,7 @@ export async function runLabRun(
         break;
     }
   } finally {
+    stopping = true;
     clearInterval(sampler);
     await sample();
     for (const role of roles) role.child.kill('SIGTERM');

@@ -52,13 +52,13 @@ describe('replay', () => {
     expect(stats.events).toBe(1000);
     // 2 s of market time at 4x: the last frame is due at 497.5 ms.
     expect(stats.intendedMs).toBeCloseTo(497.5, 1);
-    expect(sent[199]!).toBeGreaterThanOrEqual(497);
-    expect(sent[199]!).toBeLessThan(497.5 + 100);
+    expect(sent[199]!).toBeGreaterThanOrEqual(495.5);
+    expect(sent[199]!).toBeLessThan(497.5 + 250);
     const lateness = run.lateness();
     expect(lateness.count).toBe(200);
     expect(lateness.p50).toBeLessThan(20);
-    // Frames never go out early.
-    sent.forEach((at, k) => expect(at).toBeGreaterThanOrEqual((k * 10) / 4 - 0.5));
+    // Frames never go out early: a frame due within 1 ms goes at once, and timers round to 1 ms.
+    sent.forEach((at, k) => expect(at).toBeGreaterThanOrEqual((k * 10) / 4 - 2));
   });
 
   it('catches up after a stall instead of drifting', async () => {
@@ -68,16 +68,16 @@ describe('replay', () => {
       recording,
       pace: parsePace('4', undefined),
       send: () => {
-        // One sink call blocks for 150 ms: the frames due meanwhile go out at once.
-        if (sent.length === 20) while (performance.now() - start < 200);
+        // One sink call blocks for 400 ms: the frames due meanwhile go out at once.
+        if (sent.length === 20) while (performance.now() - start < 450);
         sent.push(performance.now() - start);
       },
     });
     const stats = await run.done;
     expect(stats.frames).toBe(200);
-    // The end is on schedule all the same: the lost 150 ms were not added to every later frame.
-    expect(sent[199]!).toBeLessThan(497.5 + 100);
-    expect(run.lateness().max).toBeGreaterThan(100);
+    // The end is on schedule all the same: the lost 400 ms were not added to every later frame.
+    expect(sent[199]!).toBeLessThan(497.5 + 250);
+    expect(run.lateness().max).toBeGreaterThan(300);
   });
 
   it('paces by events per second with --rate', async () => {
