@@ -29,7 +29,7 @@ describe('openbell lab', () => {
       board: DEFAULTS.board,
       lagP99LimitMs: 5000,
       outDir: out,
-      runId: 'ci',
+      runId: '20261124T093000-CI',
       log: pino({ level: 'warn' }),
     });
     const [run] = report.runs;

@@ -70,7 +70,12 @@ export async function runLabRun(
   variant: Variant = { topology: 'default', injectDelayMs: 0 },
 ): Promise<LabRun> {
   const { log, connection, board } = options;
-  const namespace = `lab${options.runId.replace(/[^A-Za-z0-9]/g, '').slice(-12)}${variant.topology}`;
+  // Names allow lowercase letters, digits, `-` and `_`: a run id is folded into that.
+  const runKey = options.runId
+    .toLowerCase()
+    .replace(/[^a-z0-9]/g, '')
+    .slice(-16);
+  const namespace = `lab-${runKey}-${variant.topology}`;
   const names = createNames({ namespace });
   const date = labDate(recording);
   const range = rangeOf(recording, options.from, options.to);
