@@ -81,7 +81,7 @@ export type { BoardPublisher, BoardPublisherOptions, BoardUpdate } from './board
 export { ANALYZER_BINDINGS, createAnalyzer, declareAnalyzerQueue } from './analyzer.ts';
 export type { Analyzer, AnalyzerOptions, AnalyzerStats } from './analyzer.ts';
 export { createListener } from './listener.ts';
-export type { Listener, ListenerOptions, ListenerStats } from './listener.ts';
+export type { EncodedBatch, Listener, ListenerOptions, ListenerStats } from './listener.ts';
 export { createRateMeter } from './rate.ts';
 export type { RateMeter } from './rate.ts';
 export { nextBackoffMs } from './backoff.ts';

@@ -37,6 +37,11 @@ export interface ListenerStats {
 export interface Listener {
   /** Takes the events of one frame; never blocks and never throws. */
   push(events: readonly MarketEvent[], receivedAtMs: number): void;
+  /**
+   * Takes a batch already sealed and encoded elsewhere (e.g. by a worker thread), with its own
+   * unique id; it joins the same bounded FIFO, drop policy and counters as pushed events.
+   */
+  pushEncoded(batch: EncodedBatch): void;
   readonly stats: Readonly<ListenerStats>;
   /** Seals open batches and waits (at most `timeoutMs`, default 5 s) for the buffer to drain. */
   flush(timeoutMs?: number): Promise<void>;
@@ -44,13 +49,25 @@ export interface Listener {
   close(timeoutMs?: number): Promise<void>;
 }
 
+/** A batch encoded by {@link encodeBatch} outside the listener. */
+export interface EncodedBatch {
+  type: EventType;
+  body: Buffer;
+  /** Events in the batch. */
+  count: number;
+}
+
 interface OpenBatch {
   events: MarketEvent[];
   receivedAtMs: number;
 }
 
-interface SealedBatch extends OpenBatch {
+/** A batch waiting for the broker: events still to encode, or an encoded body. */
+interface SealedBatch {
   type: EventType;
+  count: number;
+  batch?: OpenBatch;
+  body?: Buffer;
 }
 
 /** Creates a listener publishing through `publisher` (which the caller starts and closes). */
@@ -79,7 +96,11 @@ export function createListener(options: ListenerOptions): Listener {
 
   const seal = (type: EventType, batch: OpenBatch): void => {
     open.delete(type);
-    ready.push({ type, ...batch });
+    enqueue({ type, count: batch.events.length, batch });
+  };
+
+  const enqueue = (batch: SealedBatch): void => {
+    ready.push(batch);
     while (stats.bufferedEvents > bufferMaxEvents && readyHead < ready.length) dropOldest();
   };
 
@@ -98,8 +119,8 @@ export function createListener(options: ListenerOptions): Listener {
   const dropOldest = (): void => {
     const oldest = ready[readyHead]!;
     advance();
-    stats.bufferedEvents -= oldest.events.length;
-    stats.droppedEvents += oldest.events.length;
+    stats.bufferedEvents -= oldest.count;
+    stats.droppedEvents += oldest.count;
     stats.droppedBatches++;
     if (Date.now() - lastDropLogMs > 10_000) {
       lastDropLogMs = Date.now();
@@ -119,18 +140,18 @@ export function createListener(options: ListenerOptions): Listener {
   const publishReady = (): boolean => {
     while (readyHead < ready.length) {
       const next = ready[readyHead]!;
-      const body = encodeBatch({
+      // Encoded once: a batch the publisher refuses keeps its body (and id) for the next try.
+      next.body ??= encodeBatch({
         v: 1,
         id: `${source}-${++sequence}`,
-        receivedAtMs: next.receivedAtMs,
-        events: next.events,
+        receivedAtMs: next.batch!.receivedAtMs,
+        events: next.batch!.events,
       });
-      if (!publisher.tryPublish(next.type, body, { [EVENTS_HEADER]: next.events.length })) {
-        sequence--;
+      if (!publisher.tryPublish(next.type, next.body, { [EVENTS_HEADER]: next.count })) {
         return false;
       }
       advance();
-      stats.bufferedEvents -= next.events.length;
+      stats.bufferedEvents -= next.count;
       stats.batches++;
     }
     return true;
@@ -177,6 +198,12 @@ export function createListener(options: ListenerOptions): Listener {
         if (batch.events.length >= batchMaxEvents) seal(event.ev, batch);
       }
       if (open.size > 0) timer ??= setTimeout(sealAll, batchMaxDelayMs);
+      kick();
+    },
+    pushEncoded(batch) {
+      stats.events[batch.type] = (stats.events[batch.type] ?? 0) + batch.count;
+      stats.bufferedEvents += batch.count;
+      enqueue({ type: batch.type, count: batch.count, body: batch.body });
       kick();
     },
     stats,

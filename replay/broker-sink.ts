@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import {
   createBatchPublisher,
@@ -10,6 +11,7 @@ import {
   type RecordedFrame,
   type TransportOptions,
 } from '../core/index.ts';
+import { createEncodePool, type EncodePool } from './encode-pool.ts';
 
 /** Options of {@link createBrokerSink}. */
 export interface BrokerSinkOptions {
@@ -19,7 +21,23 @@ export interface BrokerSinkOptions {
   /** The analyzers' group whose queue is declared first, so no batch goes unrouted. */
   group: string;
   transport: TransportOptions;
+  /**
+   * Worker threads that decode and encode frames (0: all on the main thread).
+   * @default the machine's available parallelism, at most 4
+   */
+  workers?: number;
 }
+
+/** Events published, and dropped because the broker fell behind; encode workers started. */
+export interface BrokerSinkStats {
+  events: number;
+  batches: number;
+  dropped: number;
+  workers: number;
+}
+
+/** Default number of encode workers: one per core, up to 4. */
+export const DEFAULT_ENCODE_WORKERS = Math.min(4, availableParallelism());
 
 /** Replays straight to the events exchange, batched and published exactly as the listener does. */
 export interface BrokerSink {
@@ -29,14 +47,16 @@ export interface BrokerSink {
   backpressure(): Promise<void>;
   close(): Promise<void>;
   readonly decodeCounts: Readonly<DecodeCounts>;
-  /** Events published, and dropped because the broker fell behind. */
-  stats(): { events: number; batches: number; dropped: number };
+  stats(): BrokerSinkStats;
 }
 
 /**
  * A sink that decodes each recorded frame and publishes its events as msgpack batches (routing
  * key = event type) on a confirm channel, through the same bounded listener the mdp runs.
- * Receive times are those of the replay, so lag is measured from the moment of sending.
+ * Decoding and encoding, the costly part, run on a pool of worker threads fed chunks of frames
+ * (sealed at `batchMaxEvents × 4` events or after `batchMaxDelayMs`); the main thread reads the
+ * recording and publishes. Receive times are those of the replay, so lag is measured from the
+ * moment of sending.
  */
 export function createBrokerSink(options: BrokerSinkOptions): BrokerSink {
   const { log, transport } = options;
@@ -50,6 +70,43 @@ export function createBrokerSink(options: BrokerSinkOptions): BrokerSink {
   });
   const decodeCounts = createDecodeCounts();
   const high = Math.max(1, Math.floor(transport.bufferMaxEvents / 2));
+  const chunkMaxEvents = transport.batchMaxEvents * 4;
+  let pool: EncodePool | undefined;
+  let workersStarted = 0;
+  let chunk: RecordedFrame[] = [];
+  let chunkEvents = 0;
+  let chunkAtMs = 0;
+  let timer: NodeJS.Timeout | undefined;
+  /** Events handed to the workers and not back yet. */
+  let encoding = 0;
+  const inFlight = new Set<Promise<void>>();
+
+  const pushInThread = (frames: readonly RecordedFrame[], receivedAtMs: number): void => {
+    for (const frame of frames) {
+      const { events } = decodeFrame(frame.data, decodeCounts);
+      if (events.length > 0) listener.push(events, receivedAtMs);
+    }
+  };
+
+  const dispatch = (): void => {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+    const frames = chunk;
+    const events = chunkEvents;
+    const receivedAtMs = chunkAtMs;
+    chunk = [];
+    chunkEvents = 0;
+    if (frames.length === 0) return;
+    encoding += events;
+    const done = pool!.encode(frames, receivedAtMs).then((batches) => {
+      encoding -= events;
+      inFlight.delete(done);
+      if (batches === undefined) pushInThread(frames, receivedAtMs);
+      else for (const batch of batches) listener.pushEncoded(batch);
+    });
+    inFlight.add(done);
+  };
+
   return {
     async start() {
       await declareAnalyzerQueue(options.amqpUrl, options.names, options.group, {
@@ -57,16 +114,38 @@ export function createBrokerSink(options: BrokerSinkOptions): BrokerSink {
         queueMaxLength: transport.queueMaxLength,
       });
       await publisher.start();
+      const workers = options.workers ?? DEFAULT_ENCODE_WORKERS;
+      if (workers > 0) {
+        pool = await createEncodePool({
+          size: workers,
+          batchMaxEvents: transport.batchMaxEvents,
+          counts: decodeCounts,
+          log,
+        });
+        workersStarted = pool.size;
+      }
     },
     send(frame) {
-      const { events } = decodeFrame(frame.data, decodeCounts);
-      if (events.length > 0) listener.push(events, performance.timeOrigin + performance.now());
+      if (pool === undefined || pool.size === 0) {
+        pushInThread([frame], performance.timeOrigin + performance.now());
+        return;
+      }
+      if (chunk.length === 0) {
+        chunkAtMs = performance.timeOrigin + performance.now();
+        timer = setTimeout(dispatch, transport.batchMaxDelayMs);
+      }
+      chunk.push(frame);
+      chunkEvents += frame.events;
+      if (chunkEvents >= chunkMaxEvents) dispatch();
     },
     async backpressure() {
-      while (listener.stats.bufferedEvents > high)
+      while (encoding + listener.stats.bufferedEvents > high)
         await new Promise((resolve) => setTimeout(resolve, 1));
     },
     async close() {
+      dispatch();
+      while (inFlight.size > 0) await Promise.all(inFlight);
+      await pool?.close();
       await listener.close(10_000);
       await publisher.close();
     },
@@ -74,7 +153,7 @@ export function createBrokerSink(options: BrokerSinkOptions): BrokerSink {
     stats: () => {
       const s = listener.stats;
       const events = Object.values(s.events).reduce((sum, n) => sum + n, 0);
-      return { events, batches: s.batches, dropped: s.droppedEvents };
+      return { events, batches: s.batches, dropped: s.droppedEvents, workers: workersStarted };
     },
   };
 }

@@ -18,6 +18,7 @@ import { createRootLogger } from '../cli/run-service.ts';
 import { formatInfo, recordingInfo } from './info.ts';
 import { exportJsonl, importJsonl } from './jsonl.ts';
 import { recordFromExchange, recordFromWebSocket } from './recorder.ts';
+import { DEFAULT_ENCODE_WORKERS } from './broker-sink.ts';
 import { serveReplay } from './serve.ts';
 import { SYNTH_DEFAULTS } from './synth.ts';
 import { writeSynth } from './scenario.ts';
@@ -308,6 +309,15 @@ export function replayCommand(): Command {
         .env('OPENBELL_BATCH_MAX_EVENTS')
         .argParser(integer)
         .default(t.batchMaxEvents),
+    )
+    .addOption(
+      new Option(
+        '--encode-workers <n>',
+        'worker threads decoding and encoding frames for --to-broker (0: the main thread)',
+      )
+        .env('REPLAY_ENCODE_WORKERS')
+        .argParser(integer)
+        .default(DEFAULT_ENCODE_WORKERS),
     );
   for (const option of connectionOptions()) command.addOption(option);
   command.action(async (file: string, flags: ReplayFlags) => {
@@ -334,6 +344,7 @@ export function replayCommand(): Command {
                 names: createNames({ namespace: flags.namespace }),
                 group: flags.group,
                 transport: parseTransportOptions({ batchMaxEvents: flags.batchMaxEvents }),
+                workers: flags.encodeWorkers,
               },
             }
           : {
@@ -368,4 +379,5 @@ interface ReplayFlags extends ConnectionFlags {
   slowConsumerBytes: number;
   group: string;
   batchMaxEvents: number;
+  encodeWorkers: number;
 }

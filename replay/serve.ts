@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Names, Recording, TransportOptions } from '../core/index.ts';
-import { createBrokerSink } from './broker-sink.ts';
+import { createBrokerSink, type BrokerSinkStats } from './broker-sink.ts';
 import {
   createMassiveServer,
   type MassiveServer,
@@ -35,7 +35,14 @@ export interface ServeReplayOptions {
     onListening?(server: MassiveServer): void;
   };
   /** Or publish straight to the events exchange. */
-  broker?: { amqpUrl: string; names: Names; group: string; transport: TransportOptions };
+  broker?: {
+    amqpUrl: string;
+    names: Names;
+    group: string;
+    transport: TransportOptions;
+    /** Encode worker threads (0: the main thread); default one per core, at most 4. */
+    workers?: number;
+  };
   /** Called when the clock starts, with the running replay (e.g. to sample it). */
   onStart?(run: Replay): void;
 }
@@ -46,13 +53,20 @@ export interface ReplaySummary {
   frames: number;
   events: number;
   passes: number;
+  /** Wall seconds from the first frame sent to the last. */
   seconds: number;
   eventsPerSec: number;
+  /**
+   * Wall seconds from the first frame sent until the destination had taken everything: the
+   * broker confirmed every batch, or every client's buffer drained. The honest throughput is
+   * `events / settledSeconds`.
+   */
+  settledSeconds: number;
   /** Market seconds replayed, and the wall seconds the schedule intended for them. */
   intendedSeconds: number;
   lateness: { p50Ms: number; p99Ms: number; maxMs: number };
   server?: MassiveServerStats;
-  broker?: { events: number; batches: number; dropped: number };
+  broker?: BrokerSinkStats;
 }
 
 /**
@@ -116,12 +130,14 @@ export async function serveReplay(options: ServeReplayOptions): Promise<ReplaySu
     options.progress === undefined
       ? () => undefined
       : showProgress(run, total, pace, options.progress);
+  const started = performance.now();
   try {
     await run.done;
   } finally {
     stopProgress();
     await closeDestination();
   }
+  const settledSeconds = (performance.now() - started) / 1000;
   const stats = run.stats;
   const lateness = run.lateness();
   const seconds = stats.elapsedMs / 1000;
@@ -132,6 +148,7 @@ export async function serveReplay(options: ServeReplayOptions): Promise<ReplaySu
     passes: stats.passes,
     seconds: round(seconds, 3),
     eventsPerSec: Math.round(stats.events / Math.max(seconds, 1e-3)),
+    settledSeconds: round(settledSeconds, 3),
     intendedSeconds: round(stats.intendedMs / 1000, 3),
     lateness: {
       p50Ms: round(lateness.p50, 3),
