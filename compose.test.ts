@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { SERVICES } from './services/definitions.ts';
@@ -6,7 +6,14 @@ import { SERVICES } from './services/definitions.ts';
 interface Compose {
   services: Record<
     string,
-    { image: string; ports?: string[]; network_mode?: string; volumes?: string[] }
+    {
+      image: string;
+      ports?: string[];
+      network_mode?: string;
+      volumes?: string[];
+      command?: string[];
+      profiles?: string[];
+    }
   >;
 }
 
@@ -29,13 +36,21 @@ describe('compose.yaml', () => {
     );
   });
 
-  it('mounts only files that exist in the repository', () => {
+  it('mounts only files and folders that exist in the repository', () => {
     for (const spec of Object.values(compose.services)) {
       for (const volume of spec.volumes ?? []) {
         const source = volume.split(':')[0]!;
         if (source.startsWith('./.services/')) continue;
-        expect(() => readFileSync(new URL(source, import.meta.url))).not.toThrow();
+        expect(existsSync(new URL(source, import.meta.url)), source).toBe(true);
       }
     }
+  });
+
+  it('runs the k6 feed suite from the mounted loadtest folder, only under its profile', () => {
+    const k6 = compose.services['k6']!;
+    expect(k6.profiles).toEqual(['k6']);
+    expect(k6.volumes).toContain('./loadtest:/loadtest:ro');
+    expect(k6.command).toEqual(['run', '/loadtest/feed.k6.ts']);
+    expect(existsSync(new URL('loadtest/feed.k6.ts', import.meta.url))).toBe(true);
   });
 });

@@ -92,6 +92,14 @@ export default tseslint.config(
   {
     files: ['**/*.js', 'bin/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
-    languageOptions: { globals: globals.node },
+    languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
+      globals: globals.node,
+    },
+  },
+  {
+    // The trader page runs in browsers.
+    files: ['servers/mdp/public/**/*.js'],
+    languageOptions: { globals: globals.browser },
   },
 );

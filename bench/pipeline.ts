@@ -229,6 +229,7 @@ async function endToEnd(
       '--massive-api-key',
       'bench',
       '--no-analyzer',
+      '--no-feed',
       '--no-prev-close-fetch',
       '--port',
       '0',

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { DEFAULTS, createBoardStore } from '../core/index.ts';
+import { DEFAULTS, createBoardStore, verifyFeedToken } from '../core/index.ts';
 import { createIsolation } from '../testing/harness.ts';
 
 const { version } = JSON.parse(
@@ -31,8 +31,10 @@ describe('openbell CLI', () => {
     const commands = [...stdout.split('Commands:')[1]!.matchAll(/^ {2}(\S+)/gm)].map((m) => m[1]);
     expect(commands).toEqual([
       'mdp',
+      'feed',
       'lba',
       'boards',
+      'token',
       'synth',
       'record',
       'replay',
@@ -101,6 +103,30 @@ describe('openbell CLI', () => {
     } finally {
       await iso.cleanup();
     }
+  });
+
+  it('mints feed tokens that the feed verifies, and the mdp refuses to serve without a secret', async () => {
+    const secret = 'cli-test-secret-0123456789abcdef-xyz';
+    const minted = openbell(
+      ['token', '--sub', 'ann', '--ttl', '2h', '--channels', 'board:*'],
+      process.execPath,
+      {
+        FEED_JWT_SECRET: secret,
+      },
+    );
+    expect(minted.code).toBe(0);
+    const claims = await verifyFeedToken(secret, minted.stdout.trim());
+    expect(claims).toMatchObject({ sub: 'ann', channels: ['board:*'] });
+    expect((claims as { exp: number }).exp - Date.now() / 1000).toBeGreaterThan(7100);
+    const unsigned = openbell(['token', '--sub', 'ann'], process.execPath, { FEED_JWT_SECRET: '' });
+    expect(unsigned.code).toBe(1);
+    expect(unsigned.stderr).toContain('FEED_JWT_SECRET');
+    const mdp = openbell(['mdp', '--port', '0'], process.execPath, {
+      MASSIVE_API_KEY: 'k',
+      FEED_JWT_SECRET: '',
+    });
+    expect(mdp.code).toBe(1);
+    expect(mdp.stderr).toContain('feed.secret: required');
   });
 
   it('rejects an unknown service name with a clear error', () => {

@@ -2,10 +2,12 @@ import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { servicesCommand } from '../services/main.ts';
 import { lbaCommand } from '../servers/lba/main.ts';
+import { feedCommand } from '../servers/mdp/feed-main.ts';
 import { mdpCommand } from '../servers/mdp/main.ts';
 import { labCommand } from '../replay/lab-main.ts';
 import { recordCommand, replayCommand, synthCommand } from '../replay/main.ts';
 import { boardsCommand } from './boards.ts';
+import { tokenCommand } from './token.ts';
 
 // The one entry point of the `openbell` CLI: each folder's main.ts contributes its commands.
 const program = new Command('openbell')
@@ -14,8 +16,10 @@ const program = new Command('openbell')
   .showHelpAfterError()
   .enablePositionalOptions()
   .addCommand(mdpCommand())
+  .addCommand(feedCommand())
   .addCommand(lbaCommand())
   .addCommand(boardsCommand())
+  .addCommand(tokenCommand())
   .addCommand(synthCommand())
   .addCommand(recordCommand())
   .addCommand(replayCommand())

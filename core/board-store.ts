@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
-import { pack, unpack } from 'msgpackr';
+import { pack } from 'msgpackr';
 import type { EventBatch } from './batch.ts';
 import { dateOfEvent, prepareBatch, type PreparedDate } from './board-prepare.ts';
 import type { BoardOptions } from './config.ts';
 import { BOARD_NAMES, type BoardName, type Names } from './names.ts';
+import { stateUnpackr } from './symbol-state.ts';
 
 /** One row of a published board. */
 export interface BoardRow {
@@ -283,7 +284,8 @@ export function createBoardStore(options: BoardStoreOptions): BoardStore {
     symbols.forEach((sym, n) => {
       const raw = values[n];
       // The state array of lua/apply.lua: e, av, c, … (false where unknown).
-      const state = raw === null || raw === undefined ? [] : (unpack(raw) as unknown[]);
+      const state =
+        raw === null || raw === undefined ? [] : (stateUnpackr.unpack(raw) as unknown[]);
       quote.set(sym, [number(state[2]), number(state[1])]);
     });
     const boards = Object.fromEntries(

@@ -35,6 +35,33 @@ export type { DecodeCounts, DecodeIssue, DecodeReason, DecodedFrame } from './de
 export { ConfigError, OpenbellError, ServiceError } from './errors.ts';
 export type { ErrorCode } from './errors.ts';
 export { DISCONNECT_STATUSES, EVENT_TYPES } from './events.ts';
+export {
+  FEED_BEARER_PREFIX,
+  FEED_CLOSE,
+  FEED_DEFAULTS,
+  FEED_SUBPROTOCOL,
+  parseChannel,
+  parseClientMessage,
+  parseFeedLimits,
+} from './feed-protocol.ts';
+export type {
+  FeedChannel,
+  FeedClientMessage,
+  FeedEnvelope,
+  FeedErrorCode,
+  FeedLimits,
+  FeedMessageType,
+} from './feed-protocol.ts';
+export {
+  MIN_SECRET_LENGTH,
+  assertFeedSecret,
+  channelAllowed,
+  mintFeedToken,
+  verifyFeedToken,
+} from './feed-token.ts';
+export type { FeedClaims, TokenFailure } from './feed-token.ts';
+export { readSymbolStates } from './symbol-state.ts';
+export type { SymbolState } from './symbol-state.ts';
 export type {
   AggregateEvent,
   EventType,

@@ -211,7 +211,7 @@ export async function runLabRun(
         waitClients: 1,
         slowConsumerBytes: 64 * 1024 * 1024,
         onListening: (server) => {
-          void spawnRole('mdp', ['mdp', '--no-analyzer'], {
+          void spawnRole('mdp', ['mdp', '--no-analyzer', '--feed-insecure'], {
             MASSIVE_WS_URL: server.url,
             MASSIVE_API_KEY: apiKey,
             MASSIVE_TOPICS: 'A.*,AM.*,T.*',

@@ -19,6 +19,9 @@ import {
   type TransportOptions,
 } from '../../core/index.ts';
 import { createHttpApp, listen } from '../../cli/http.ts';
+import { createFeed, type Feed } from './feed.ts';
+import type { FeedConfig } from './feed-options.ts';
+import { servePage } from './page.ts';
 import { schedulePrevCloses, type PrevCloseSource } from './prev-close.ts';
 
 /** Options of {@link createMdp}. */
@@ -32,6 +35,8 @@ export interface MdpOptions {
   group: string;
   http: { host: string; port: number };
   prevCloses: PrevCloseSource;
+  /** Serve the trader page and feed (`/`, `/ws`); off when absent. */
+  feed?: FeedConfig | undefined;
   log: Logger;
   /** Called once when the feed cannot go on (e.g. Massive refused the API key). */
   onFatal?(error: Error): void;
@@ -89,6 +94,19 @@ export function createMdp(options: MdpOptions): Mdp {
         prefetch: transport.prefetch,
       })
     : undefined;
+  const feed: Feed | undefined =
+    options.feed === undefined
+      ? undefined
+      : createFeed({
+          redisUrl: connection.redisUrl,
+          names,
+          log: log.child({ component: 'feed' }),
+          secret: options.feed.secret,
+          insecure: options.feed.insecure,
+          limits: options.feed.limits,
+          allowedOrigins: options.feed.allowedOrigins,
+          top: board.top,
+        });
   const meter = createRateMeter(() => ({
     frames: client.stats.frames,
     events: client.stats.events,
@@ -124,6 +142,7 @@ export function createMdp(options: MdpOptions): Mdp {
     listener: listener.stats,
     publisher: publisher.stats,
     analyzer: analyzer === undefined ? null : analyzer.health(),
+    feed: feed === undefined ? null : feed.stats(),
     rates: meter.rates(),
   });
 
@@ -131,7 +150,9 @@ export function createMdp(options: MdpOptions): Mdp {
     start: () =>
       (started ??= (async () => {
         const app = createHttpApp({ ready, health });
+        if (feed !== undefined) servePage(app);
         server = await listen(app, options.http.host, options.http.port);
+        feed?.attach(server);
         // A close() that arrives while starting wins: each step below checks it.
         log.info(
           { host: options.http.host, port: (server.address() as AddressInfo).port },
@@ -139,6 +160,7 @@ export function createMdp(options: MdpOptions): Mdp {
         );
         sampler = setInterval(() => meter.sample(), 1000).unref();
         await redis.connect();
+        await feed?.start();
         await publisher.start();
         if (closing) return;
         const topology = {
@@ -164,6 +186,7 @@ export function createMdp(options: MdpOptions): Mdp {
         await listener.close();
         await publisher.close();
         await analyzer?.close();
+        await feed?.close();
         if (sampler !== undefined) clearInterval(sampler);
         redis.disconnect();
         await new Promise<void>((resolve) =>

@@ -11,9 +11,11 @@ import {
 } from '../../cli/options.ts';
 import { createRootLogger, runService } from '../../cli/run-service.ts';
 import { createMdp } from './app.ts';
+import { feedOptions, parseFeedFlags, type FeedFlags } from './feed-options.ts';
 import type { PrevCloseSource } from './prev-close.ts';
 
-interface MdpFlags extends ConnectionFlags, AnalyzerFlags {
+interface MdpFlags extends ConnectionFlags, AnalyzerFlags, FeedFlags {
+  feed: boolean;
   massiveWsUrl: string;
   massiveApiKey?: string;
   topics: string;
@@ -32,7 +34,7 @@ interface MdpFlags extends ConnectionFlags, AnalyzerFlags {
 /** `openbell mdp`: the listener, an optional in-process analyzer, and the HTTP health endpoints. */
 export function mdpCommand(): Command {
   const command = new Command('mdp').description(
-    'Run the market-data server: Massive WebSocket listener → RabbitMQ, optional in-process analyzer, /health, /healthz, /readyz.',
+    'Run the market-data server: Massive WebSocket listener → RabbitMQ, optional in-process analyzer, the trader page and feed (/, /ws; servers/mdp/FEED.md), /health, /healthz, /readyz.',
   );
   command
     .addOption(
@@ -113,53 +115,58 @@ export function mdpCommand(): Command {
         'OPENBELL_NO_PREV_CLOSE_FETCH',
       ),
     )
-    .action(async (flags: MdpFlags) => {
-      const log = createRootLogger('openbell-mdp');
-      if (flags.massiveApiKey === undefined || flags.massiveApiKey === '') {
-        command.error('error: MASSIVE_API_KEY (or --massive-api-key) is required');
-      }
-      const apiKey = flags.massiveApiKey!;
-      const prevCloses: PrevCloseSource =
-        flags.prevCloseFile !== undefined
-          ? {
-              kind: 'file',
-              path: flags.prevCloseFile,
-              ...(flags.prevCloseDate === undefined ? {} : { date: flags.prevCloseDate }),
-            }
-          : flags.prevCloseFetch
-            ? { kind: 'rest', apiKey, baseUrl: flags.massiveRestUrl }
-            : { kind: 'none' };
-      const mdp = createMdp({
-        massive: {
-          url: flags.massiveWsUrl,
-          apiKey,
-          topics: flags.topics
-            .split(',')
-            .map((s) => s.trim())
-            .filter(Boolean),
-        },
-        connection: parseConnectionFlags(flags),
-        transport: parseTransportOptions({
-          queueTtlMs: flags.queueTtlMs,
-          queueMaxLength: flags.queueMaxLength,
-          prefetch: flags.prefetch,
-          batchMaxEvents: flags.batchMaxEvents,
-          batchMaxDelayMs: flags.batchMaxDelayMs,
-          bufferMaxEvents: flags.bufferMaxEvents,
-        }),
-        board: parseBoardFlags(flags),
-        analyzer: flags.analyzer,
-        group: flags.group,
-        http: { host: flags.host, port: flags.port },
-        prevCloses,
-        log,
-        // A refused API key will not fix itself: stop, and say why, with a failing exit status.
-        onFatal: (error) => {
-          process.stderr.write(`openbell mdp: ${error.message}\n`);
-          void mdp.close().finally(() => process.exit(1));
-        },
-      });
-      await runService(mdp, log);
+    .addOption(
+      new Option('--no-feed', 'do not serve the trader page and feed (/, /ws)').env('MDP_NO_FEED'),
+    );
+  for (const option of feedOptions()) command.addOption(option);
+  command.action(async (flags: MdpFlags) => {
+    const log = createRootLogger('openbell-mdp');
+    if (flags.massiveApiKey === undefined || flags.massiveApiKey === '') {
+      command.error('error: MASSIVE_API_KEY (or --massive-api-key) is required');
+    }
+    const apiKey = flags.massiveApiKey!;
+    const prevCloses: PrevCloseSource =
+      flags.prevCloseFile !== undefined
+        ? {
+            kind: 'file',
+            path: flags.prevCloseFile,
+            ...(flags.prevCloseDate === undefined ? {} : { date: flags.prevCloseDate }),
+          }
+        : flags.prevCloseFetch
+          ? { kind: 'rest', apiKey, baseUrl: flags.massiveRestUrl }
+          : { kind: 'none' };
+    const mdp = createMdp({
+      massive: {
+        url: flags.massiveWsUrl,
+        apiKey,
+        topics: flags.topics
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean),
+      },
+      connection: parseConnectionFlags(flags),
+      transport: parseTransportOptions({
+        queueTtlMs: flags.queueTtlMs,
+        queueMaxLength: flags.queueMaxLength,
+        prefetch: flags.prefetch,
+        batchMaxEvents: flags.batchMaxEvents,
+        batchMaxDelayMs: flags.batchMaxDelayMs,
+        bufferMaxEvents: flags.bufferMaxEvents,
+      }),
+      board: parseBoardFlags(flags),
+      analyzer: flags.analyzer,
+      group: flags.group,
+      http: { host: flags.host, port: flags.port },
+      prevCloses,
+      feed: flags.feed ? parseFeedFlags(flags) : undefined,
+      log,
+      // A refused API key will not fix itself: stop, and say why, with a failing exit status.
+      onFatal: (error) => {
+        process.stderr.write(`openbell mdp: ${error.message}\n`);
+        void mdp.close().finally(() => process.exit(1));
+      },
     });
+    await runService(mdp, log);
+  });
   return command;
 }

@@ -1,0 +1,85 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from './errors.ts';
+import { parseChannel, parseClientMessage, parseFeedLimits } from './feed-protocol.ts';
+import { channelAllowed, mintFeedToken, verifyFeedToken } from './feed-token.ts';
+
+const SECRET = 'unit-test-secret-0123456789abcdef-xyz';
+
+describe('feed protocol', () => {
+  it('parseChannel knows the five boards and valid symbols only', () => {
+    expect(parseChannel('board:momentum')).toEqual({ kind: 'board', board: 'momentum' });
+    expect(parseChannel('symbol:BRK.B')).toEqual({ kind: 'symbol', sym: 'BRK.B' });
+    for (const bad of ['board:losers', 'symbol:', 'symbol:A:B', 'symbol:{x}', 'quotes:AAPL', ''])
+      expect(parseChannel(bad)).toBeUndefined();
+  });
+
+  it('parseClientMessage returns the message or a code, echoing the id', () => {
+    expect(
+      parseClientMessage('{"op":"subscribe","channels":["board:volume"],"top":5,"id":3}'),
+    ).toEqual({
+      message: { op: 'subscribe', channels: ['board:volume'], top: 5, id: 3 },
+    });
+    expect(parseClientMessage('{"op":"ping"}')).toEqual({ message: { op: 'ping' } });
+    expect(parseClientMessage('nope')).toMatchObject({ code: 'bad_message' });
+    expect(parseClientMessage('[1]')).toMatchObject({ code: 'bad_message' });
+    expect(parseClientMessage('{"op":"dance","id":"x"}')).toMatchObject({
+      code: 'unknown_op',
+      id: 'x',
+    });
+    expect(parseClientMessage('{"op":"subscribe","channels":[],"id":1}')).toMatchObject({
+      code: 'bad_message',
+      id: 1,
+    });
+    const zeroTop = parseClientMessage('{"op":"subscribe","channels":["x"],"top":0}');
+    expect(zeroTop).toMatchObject({ code: 'bad_message' });
+    expect((zeroTop as { detail: string }).detail).toMatch(/^top: /);
+  });
+
+  it('parseFeedLimits names the bad field', () => {
+    expect(parseFeedLimits().cadenceMs).toBe(250);
+    expect(() => parseFeedLimits({ cadenceMs: 0 })).toThrow(ConfigError);
+    expect(() => parseFeedLimits({ softLimitBytes: 8192, hardLimitBytes: 4096 })).toThrow(
+      /feed\.hardLimitBytes/,
+    );
+  });
+});
+
+describe('feed tokens', () => {
+  it('verify what mint signed, with the allow-list', async () => {
+    const token = await mintFeedToken(SECRET, {
+      sub: 'ann',
+      ttlSeconds: 60,
+      channels: ['board:*'],
+    });
+    const claims = await verifyFeedToken(SECRET, token);
+    expect(claims).toMatchObject({ sub: 'ann', channels: ['board:*'] });
+    expect(channelAllowed(claims as { channels: string[] }, 'board:volume')).toBe(true);
+    expect(channelAllowed(claims as { channels: string[] }, 'symbol:AAPL')).toBe(false);
+    expect(channelAllowed({}, 'symbol:AAPL')).toBe(true);
+  });
+
+  it('refuse a wrong secret, a tampered payload, an unsigned token and an expired one', async () => {
+    const token = await mintFeedToken(SECRET, { sub: 'ann', ttlSeconds: 60 });
+    expect(await verifyFeedToken(`${SECRET}!`, token)).toMatchObject({ failure: 'invalid' });
+    const [header, , signature] = token.split('.');
+    const payload = Buffer.from(
+      JSON.stringify({ sub: 'eve', exp: 9e9, aud: 'openbell-feed' }),
+    ).toString('base64url');
+    expect(await verifyFeedToken(SECRET, `${header}.${payload}.${signature}`)).toMatchObject({
+      failure: 'invalid',
+    });
+    const none = Buffer.from('{"alg":"none"}').toString('base64url');
+    expect(await verifyFeedToken(SECRET, `${none}.${payload}.`)).toMatchObject({
+      failure: 'invalid',
+    });
+    const expired = await mintFeedToken(SECRET, { sub: 'ann', ttlSeconds: 1 });
+    await new Promise((r) => setTimeout(r, 2100));
+    expect(await verifyFeedToken(SECRET, expired)).toMatchObject({ failure: 'expired' });
+  });
+
+  it('refuse to sign with a short secret', async () => {
+    await expect(mintFeedToken('short', { sub: 'a', ttlSeconds: 1 })).rejects.toThrow(
+      /at least 32/,
+    );
+  });
+});

@@ -1,0 +1,253 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import {
+  BOARD_NAMES,
+  readSymbolStates,
+  type BoardName,
+  type BoardRow,
+  type BoardUpdate,
+  type FeedChannel,
+  type Names,
+} from '../../core/index.ts';
+
+/**
+ * Everyone on one instance watching one channel (and, for a board, the same top N): they share
+ * the view last sent, so one diff and one JSON serialisation serve them all.
+ */
+export interface FeedGroup<S> {
+  readonly channel: string;
+  readonly spec: FeedChannel;
+  readonly top: number;
+  readonly subscribers: Set<S>;
+  /** `data` of a snapshot of the view last sent (undefined until a symbol is first read). */
+  snapshot: string | undefined;
+  /** `data` of the update made by the last tick that changed this group. */
+  update: string | undefined;
+  /** Board view last sent, or symbol state JSON last sent. */
+  rows: BoardRow[];
+  version: number;
+  date: string | undefined;
+}
+
+/** Options of {@link createFeedHub}. */
+export interface FeedHubOptions {
+  /** Reads (GET, HGETALL, MGET). */
+  redis: Redis;
+  /** A dedicated connection for pub/sub. */
+  subscriber: Redis;
+  names: Names;
+  log: Logger;
+}
+
+/** The feed's view of Redis: the newest boards (from pub/sub) and the subscribed symbols. */
+export interface FeedHub<S> {
+  start(): Promise<void>;
+  close(): Promise<void>;
+  /** The group for a channel and top N, created (and its snapshot made) on first use. */
+  join(spec: FeedChannel, channel: string, top: number, subscriber: S): Promise<FeedGroup<S>>;
+  leave(group: FeedGroup<S>, subscriber: S): void;
+  /** Brings every group up to date; returns the groups whose `update` is new. */
+  tick(): Promise<FeedGroup<S>[]>;
+  readonly date: string | undefined;
+  readonly stats: { boardMessages: number; reloads: number; symbolReads: number };
+}
+
+interface LatestBoard {
+  rows: BoardRow[];
+  version: number;
+}
+
+/**
+ * Creates the hub. Boards come from the analyzers' conflated pub/sub updates (and the `published`
+ * hash when the date changes or the subscription was lost); symbols are read each tick.
+ */
+export function createFeedHub<S>(options: FeedHubOptions): FeedHub<S> {
+  const { redis, subscriber, names, log } = options;
+  const groups = new Map<string, FeedGroup<S>>();
+  const latest = new Map<BoardName, LatestBoard>();
+  const stats = { boardMessages: 0, reloads: 0, symbolReads: 0 };
+  let date: string | undefined;
+  let subscribedChannel: string | undefined;
+  let reload = true;
+
+  subscriber.on('message', (_channel: string, message: string) => {
+    let update: BoardUpdate;
+    try {
+      update = JSON.parse(message) as BoardUpdate;
+    } catch {
+      log.warn('unreadable board update ignored');
+      return;
+    }
+    stats.boardMessages++;
+    if (update.date !== date) return;
+    const known = latest.get(update.board);
+    if (known === undefined || update.version >= known.version) {
+      latest.set(update.board, { rows: update.rows, version: update.version });
+    }
+  });
+  // A lost subscription may have missed updates: read the published boards again.
+  subscriber.on('ready', () => {
+    reload = true;
+  });
+
+  const loadDate = async (): Promise<void> => {
+    const newest = (await redis.get(names.latestDate)) ?? undefined;
+    if (newest === undefined) return;
+    if (newest !== date) {
+      date = newest;
+      reload = true;
+      const channel = names.boardUpdates(newest);
+      if (subscribedChannel !== undefined) await subscriber.unsubscribe(subscribedChannel);
+      await subscriber.subscribe(channel);
+      subscribedChannel = channel;
+    }
+    if (!reload) return;
+    reload = false;
+    stats.reloads++;
+    const published = await redis.hgetall(names.published(newest));
+    const version = Number(published['version'] ?? 0);
+    latest.clear();
+    for (const board of BOARD_NAMES) {
+      const rows = published[board];
+      latest.set(board, {
+        rows: rows === undefined ? [] : (JSON.parse(rows) as BoardRow[]),
+        version,
+      });
+    }
+  };
+
+  const boardData = (group: FeedGroup<S>, rows: readonly BoardRow[], order?: string[]): string =>
+    JSON.stringify({
+      date: group.date ?? null,
+      version: group.version,
+      top: group.top,
+      rows,
+      ...(order === undefined ? {} : { order }),
+    });
+
+  /** Moves a board group to the newest rows; true when something it shows changed. */
+  const refreshBoard = (group: FeedGroup<S>, board: BoardName): boolean => {
+    const newest = latest.get(board) ?? { rows: [], version: 0 };
+    const rows = newest.rows.slice(0, group.top);
+    const before = new Map(group.rows.map((row) => [row.sym, row]));
+    const changed = rows.filter((row) => !sameRow(before.get(row.sym), row));
+    const sameOrder =
+      rows.length === group.rows.length && rows.every((row, n) => row.sym === group.rows[n]!.sym);
+    if (changed.length === 0 && sameOrder && group.date === date) return false;
+    group.rows = rows;
+    group.version = newest.version;
+    group.date = date;
+    group.snapshot = boardData(group, rows);
+    group.update =
+      changed.length >= rows.length
+        ? boardData(
+            group,
+            rows,
+            rows.map((row) => row.sym),
+          )
+        : boardData(
+            group,
+            changed,
+            rows.map((row) => row.sym),
+          );
+    return true;
+  };
+
+  const refreshSymbols = async (targets: FeedGroup<S>[]): Promise<FeedGroup<S>[]> => {
+    if (date === undefined || targets.length === 0) return [];
+    const syms = targets.map((group) => (group.spec as { sym: string }).sym);
+    const states = await readSymbolStates(redis, names, date, syms);
+    stats.symbolReads += syms.length;
+    const changed: FeedGroup<S>[] = [];
+    targets.forEach((group, n) => {
+      const json = JSON.stringify(states[n]);
+      if (json === group.snapshot) return;
+      group.snapshot = json;
+      group.update = json;
+      group.date = date;
+      changed.push(group);
+    });
+    return changed;
+  };
+
+  return {
+    async start() {
+      await loadDate();
+    },
+    async close() {
+      groups.clear();
+      if (subscribedChannel !== undefined) await subscriber.unsubscribe(subscribedChannel);
+    },
+    async join(spec, channel, top, member) {
+      const key = spec.kind === 'board' ? `${channel}|${top}` : channel;
+      let group = groups.get(key);
+      if (group === undefined) {
+        group = {
+          channel,
+          spec,
+          top,
+          subscribers: new Set(),
+          snapshot: undefined,
+          update: undefined,
+          rows: [],
+          version: 0,
+          date: undefined,
+        };
+        groups.set(key, group);
+        if (spec.kind === 'board') {
+          refreshBoard(group, spec.board);
+          group.snapshot ??= boardData(group, group.rows);
+        }
+      }
+      group.subscribers.add(member);
+      if (group.snapshot === undefined && spec.kind === 'symbol') {
+        await refreshSymbols([group]);
+        group.snapshot ??= JSON.stringify(emptySymbol(spec.sym));
+      }
+      return group;
+    },
+    leave(group, member) {
+      group.subscribers.delete(member);
+      if (group.subscribers.size === 0) {
+        groups.delete(
+          group.spec.kind === 'board' ? `${group.channel}|${group.top}` : group.channel,
+        );
+      }
+    },
+    async tick() {
+      await loadDate();
+      const changed: FeedGroup<S>[] = [];
+      const symbols: FeedGroup<S>[] = [];
+      for (const group of groups.values()) {
+        if (group.spec.kind === 'symbol') symbols.push(group);
+        else if (refreshBoard(group, group.spec.board)) changed.push(group);
+      }
+      changed.push(...(await refreshSymbols(symbols)));
+      return changed;
+    },
+    get date() {
+      return date;
+    },
+    stats,
+  };
+}
+
+const sameRow = (a: BoardRow | undefined, b: BoardRow): boolean =>
+  a !== undefined && a.score === b.score && a.price === b.price && a.volume === b.volume;
+
+const emptySymbol = (sym: string) => ({
+  sym,
+  date: null,
+  price: null,
+  volume: null,
+  open: null,
+  prevClose: null,
+  changePct: null,
+  gapPct: null,
+  barEndMs: null,
+  trades: 0,
+  notional: 0,
+  windowTrades: 0,
+  windowNotional: 0,
+  firstTradeMs: null,
+});
