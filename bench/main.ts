@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { ensureServices } from '../services/ensure.ts';
 import { benchDecode } from './decode.ts';
+import { benchFeed } from './feed.ts';
 import type { Measurement } from './measure.ts';
 import { benchPipeline } from './pipeline.ts';
 import { benchReplay } from './replay.ts';
@@ -23,9 +24,19 @@ const { values } = parseArgs({
     only: { type: 'string', multiple: true },
     events: { type: 'string' },
     out: { type: 'string', default: 'bench-results' },
+    // The feed suite: client counts to try (comma-separated) and seconds measured per step.
+    'feed-ladder': { type: 'string' },
+    'feed-seconds': { type: 'string' },
   },
 });
 const events = values.events === undefined ? undefined : Number(values.events);
+const feedLadder = values['feed-ladder']?.split(',').map(Number);
+if (feedLadder?.some((n) => !Number.isSafeInteger(n) || n < 1) === true)
+  throw new Error(`--feed-ladder: expected whole numbers ≥ 1, got ${values['feed-ladder']}`);
+const feedSeconds =
+  values['feed-seconds'] === undefined ? undefined : Number(values['feed-seconds']);
+if (feedSeconds !== undefined && !(feedSeconds > 0))
+  throw new Error(`--feed-seconds: expected a positive number, got ${values['feed-seconds']}`);
 const services = async () => {
   const log = pino({ name: 'bench-services', level: 'warn' }, pino.destination(2));
   const { urls } = await ensureServices({
@@ -50,6 +61,15 @@ const suites: Record<string, () => Measurement[] | Promise<Measurement[]>> = {
     return benchPipeline({
       urls: { redisUrl, amqpUrl, rabbitmqManagementUrl },
       ...(events === undefined ? {} : { events }),
+    });
+  },
+  feed: async () => {
+    const { redisUrl } = await services();
+    if (redisUrl === undefined) throw new Error('bench: Redis missing');
+    return benchFeed({
+      redisUrl,
+      ...(feedLadder === undefined ? {} : { ladder: feedLadder }),
+      ...(feedSeconds === undefined ? {} : { stepSeconds: feedSeconds }),
     });
   },
 };
@@ -114,6 +134,18 @@ for (const [measurement, target, what] of [
       actual,
       met: actual >= target,
     });
+}
+
+const feedMax = results['feed']?.find((m) => m.name === 'feed.max-clients');
+if (feedMax !== undefined) {
+  const maxClients = feedMax['maxClients'] as number;
+  goals.push({
+    name: 'feed: connected traders, 3 boards at 4 updates/s, p99 delivery ≤ 100 ms, no unintended disconnects (largest N that held)',
+    measurement: 'feed/feed.max-clients',
+    target: 5000,
+    actual: maxClients,
+    met: maxClients >= 5000,
+  });
 }
 
 const report = {

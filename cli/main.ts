@@ -4,6 +4,7 @@ import { servicesCommand } from '../services/main.ts';
 import { lbaCommand } from '../servers/lba/main.ts';
 import { feedCommand } from '../servers/mdp/feed-main.ts';
 import { mdpCommand } from '../servers/mdp/main.ts';
+import { swarmCommand } from '../loadtest/swarm-main.ts';
 import { labCommand } from '../replay/lab-main.ts';
 import { recordCommand, replayCommand, synthCommand } from '../replay/main.ts';
 import { boardsCommand } from './boards.ts';
@@ -24,6 +25,7 @@ const program = new Command('openbell')
   .addCommand(recordCommand())
   .addCommand(replayCommand())
   .addCommand(labCommand())
+  .addCommand(swarmCommand())
   .addCommand(servicesCommand());
 
 try {
