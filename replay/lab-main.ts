@@ -27,6 +27,7 @@ interface LabFlags extends BoardWindowFlags {
   runId?: string;
   compare?: string;
   pocDelayMs: number;
+  traders: number;
 }
 
 /** `openbell lab`: services, mdp, N lba, a replay through the real listener, checks and a report. */
@@ -72,6 +73,15 @@ export function labCommand(): Command {
         'OPENBELL_LAB_RUN_ID',
       ),
     );
+  command.addOption(
+    new Option(
+      '--traders <n>',
+      'traders on the mdp feed during the run (the swarm driver, five boards each); 0 for none',
+    )
+      .env('OPENBELL_LAB_TRADERS')
+      .argParser(integer)
+      .default(100),
+  );
   for (const option of boardWindowOptions()) command.addOption(option);
   command.action(async (flags: LabFlags) => {
     const log = createRootLogger('openbell-lab');
@@ -100,6 +110,7 @@ export function labCommand(): Command {
       log,
       compare: flags.compare === 'poc' ? 'poc' : undefined,
       pocDelayMs: flags.pocDelayMs,
+      traders: flags.traders,
     });
     process.stdout.write(`${formatSummaryTable(report)}\nreport: ${join(outDir, 'report.html')}\n`);
     if (!report.passed) process.exitCode = 1;

@@ -38,6 +38,23 @@ export interface LabCheck {
   skipped?: boolean;
 }
 
+/** What the lab's traders (`--traders N`, the swarm driver on the mdp's feed) saw. */
+export interface LabFeedTotals {
+  clients: number;
+  channels: string[];
+  subscribed: number;
+  connectFailures: number;
+  updates: number;
+  updatesPerSecondPerClient: number;
+  /** Delivery latency: trader receive time − the feed's `ts`, ms (null without updates). */
+  latencyP50Ms: number | null;
+  latencyP99Ms: number | null;
+  latencyMaxMs: number | null;
+  seqGaps: number;
+  disconnects: number;
+  errors: number;
+}
+
 /** One pipeline run of a lab invocation (two with `--compare`). */
 export interface LabRun {
   /** `default` or the compared topology (`poc`). */
@@ -62,6 +79,8 @@ export interface LabRun {
     /** Exit codes or signals of every process at the end (`0` is clean). */
     exits: Record<string, string>;
   };
+  /** Present when the run had trader load. */
+  feed?: LabFeedTotals;
 }
 
 /** `lab-report/<run-id>/summary.json`. */
@@ -81,6 +100,7 @@ export interface LabReport {
     lba: number;
     analyzerInMdp: boolean;
     lagP99LimitMs: number;
+    traders: number;
   };
   /** Market time (epoch ms) of the regular session's open, 09:30 ET of the recording's date. */
   openMs: number;

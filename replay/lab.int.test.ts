@@ -31,6 +31,7 @@ describe('openbell lab', () => {
       outDir: out,
       runId: '20261124T093000-CI',
       log: pino({ level: 'warn' }),
+      traders: 20,
     });
     const [run] = report.runs;
     expect(run?.checks.map((c) => [c.name, c.passed, c.skipped ?? false])).toEqual([
@@ -39,7 +40,11 @@ describe('openbell lab', () => {
       ['drops', true, true],
       ['lag-p99', true, false],
       ['recovery', true, false],
+      ['feed', true, false],
     ]);
+    // Traders on the mdp's feed saw the boards move, every one of them, without a gap.
+    expect(run!.feed).toMatchObject({ clients: 20, subscribed: 20, seqGaps: 0, disconnects: 0 });
+    expect(run!.feed!.updates).toBeGreaterThan(20);
     // The burst's first seconds: tens of thousands of events, every one received and applied.
     expect(run!.totals.sentEvents).toBeGreaterThan(20_000);
     expect(run!.totals.appliedEvents).toBe(run!.totals.sentEvents);

@@ -22,7 +22,8 @@ import {
   type Recording,
 } from '../core/index.ts';
 import { createLagWindows, getJson, rssMiB, type AnalyzerHealth } from './lab-probe.ts';
-import type { LabCheck, LabReport, LabRun, LabSample } from './lab-types.ts';
+import { judgeFeed, startTraders, type LabTraders } from './lab-traders.ts';
+import type { LabCheck, LabFeedTotals, LabReport, LabRun, LabSample } from './lab-types.ts';
 import { rangeOf } from './replayer.ts';
 import { serveReplay } from './serve.ts';
 
@@ -48,6 +49,8 @@ export interface LabOptions {
   compare?: 'poc' | undefined;
   /** The per-batch delay of the `poc` run. @default 100 */
   pocDelayMs?: number;
+  /** Traders connected to the mdp's feed for the run (the swarm driver); 0 for none. @default 0 */
+  traders?: number;
 }
 
 /** Which pipeline a run exercises. */
@@ -196,6 +199,8 @@ export async function runLabRun(
   };
 
   let replaySummary: Awaited<ReturnType<typeof serveReplay>> | undefined;
+  let traders: LabTraders | undefined;
+  let feed: LabFeedTotals | undefined;
   try {
     replaySummary = await serveReplay({
       recording,
@@ -221,6 +226,13 @@ export async function runLabRun(
       onStart: (run) => {
         replayStats = run.stats;
         sampler = setInterval(() => void sample(), 1000);
+        // The mdp is connected to the replayer, so its HTTP server and feed are up.
+        const mdp = roles.find((r) => r.name === 'mdp');
+        if ((options.traders ?? 0) > 0 && mdp !== undefined)
+          traders = startTraders(
+            mdp.healthUrl.replace(/^http/, 'ws').replace(/\/health$/, '/ws'),
+            options.traders!,
+          );
       },
     });
     // The replay is sent: wait (bounded) for the pipeline to account for every event.
@@ -235,6 +247,7 @@ export async function runLabRun(
         break;
     }
   } finally {
+    feed = await traders?.stop();
     stopping = true;
     clearInterval(sampler);
     await sample();
@@ -264,12 +277,15 @@ export async function runLabRun(
     wallSeconds: Math.round((Date.now() - started) / 100) / 10,
     exits,
   };
+  const checks = judge(totals, samples, live, oracle, options);
+  if (feed !== undefined) checks.push(judgeFeed(feed));
   return {
     label: variant.topology,
     topology: variant.topology,
     samples,
-    checks: judge(totals, samples, live, oracle, options),
+    checks,
     totals,
+    ...(feed === undefined ? {} : { feed }),
   };
 }
 
@@ -373,6 +389,7 @@ export async function runLab(options: LabOptions): Promise<LabReport> {
         lba: options.lba,
         analyzerInMdp: false,
         lagP99LimitMs: options.lagP99LimitMs,
+        traders: options.traders ?? 0,
       },
       openMs: newYorkTimeToMs(date, '09:30'),
       runs,

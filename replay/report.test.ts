@@ -79,7 +79,7 @@ function fixture(): LabReport {
       fromMs: OPEN_MS - 15_000,
       toMs: OPEN_MS + 15_000,
     },
-    settings: { speed: '1x', lba: 2, analyzerInMdp: false, lagP99LimitMs: 1000 },
+    settings: { speed: '1x', lba: 2, analyzerInMdp: false, lagP99LimitMs: 1000, traders: 0 },
     openMs: OPEN_MS,
     runs: [
       run('default', [

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { newYorkOffsetMs } from '../core/index.ts';
-import type { LabCheck, LabReport, LabRun } from './lab-types.ts';
+import type { LabCheck, LabFeedTotals, LabReport, LabRun } from './lab-types.ts';
 
 const require = createRequire(import.meta.url);
 const UPLOT_JS = require.resolve('uplot/dist/uPlot.iife.min.js');
@@ -29,6 +29,26 @@ const TOTAL_ROWS: TotalRow[] = [
   ['lateness p99', (t) => ms(t.latenessP99Ms)],
   ['wall time', (t) => `${decimals.format(t.wallSeconds)} s`],
 ];
+
+/** The traders' view of the feed (runs with `--traders`). */
+const FEED_ROWS: [string, (f: LabFeedTotals) => string][] = [
+  ['traders', (f) => `${counts.format(f.subscribed)} of ${counts.format(f.clients)}`],
+  ['feed updates', (f) => counts.format(f.updates)],
+  ['updates/s per trader', (f) => decimals.format(f.updatesPerSecondPerClient)],
+  ['feed delivery p50', (f) => (f.latencyP50Ms === null ? '–' : ms(f.latencyP50Ms))],
+  ['feed delivery p99', (f) => (f.latencyP99Ms === null ? '–' : ms(f.latencyP99Ms))],
+  ['feed seq gaps', (f) => counts.format(f.seqGaps)],
+  ['feed disconnects', (f) => counts.format(f.disconnects)],
+];
+
+/** The totals rows of a run, feed rows included when any run had traders. */
+function totalRows(run: LabRun, withFeed: boolean): [string, string][] {
+  const rows = TOTAL_ROWS.map(([label, value]): [string, string] => [label, value(run.totals)]);
+  if (withFeed)
+    for (const [label, value] of FEED_ROWS)
+      rows.push([label, run.feed === undefined ? '–' : value(run.feed)]);
+  return rows;
+}
 
 /** `HH:MM:SS`, the New York clock time of epoch `ms`. */
 function clockEt(epochMs: number): string {
@@ -207,6 +227,7 @@ function metaTable(report: LabReport): string {
     ['speed', settings.speed],
     ['analyzers', `${settings.lba} lba${settings.analyzerInMdp ? ' + one in mdp' : ''}`],
     ['lag p99 limit', ms(settings.lagP99LimitMs)],
+    ['traders', counts.format(settings.traders)],
     ['topologies', report.runs.map((run) => `${run.label} (${run.topology})`).join(', ')],
   ];
   const body = rows.map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`);
@@ -223,9 +244,8 @@ function runSection(run: LabRun): string {
     ];
     return `<tr><td>${cells.join('</td><td>')}</td></tr>`;
   });
-  const totals = TOTAL_ROWS.map(
-    ([label, value]) =>
-      `<tr><th>${label}</th><td class="num">${escapeHtml(value(run.totals))}</td></tr>`,
+  const totals = totalRows(run, run.feed !== undefined).map(
+    ([label, value]) => `<tr><th>${label}</th><td class="num">${escapeHtml(value)}</td></tr>`,
   );
   const exits = Object.entries(run.totals.exits).map(([name, exit]) => `${name} ${exit}`);
   totals.push(`<tr><th>exits</th><td>${escapeHtml(exits.join(', ') || '–')}</td></tr>`);
@@ -292,15 +312,16 @@ function align(rows: string[][]): string[] {
  */
 export function formatSummaryTable(report: LabReport): string {
   const { recording: rec } = report;
+  const withFeed = report.runs.some((run) => run.feed !== undefined);
   const lines = [
     `openbell lab ${report.runId}: ${rec.date} ${clockEt(rec.fromMs)}-${clockEt(rec.toMs)} ET, ` +
       `${counts.format(rec.events)} events, speed ${report.settings.speed}`,
     '',
     ...align([
       ['', ...report.runs.map((run) => run.label)],
-      ...TOTAL_ROWS.map(([label, value]) => [
+      ...totalRows(report.runs[0]!, withFeed).map(([label], n) => [
         label,
-        ...report.runs.map((run) => value(run.totals)),
+        ...report.runs.map((run) => totalRows(run, withFeed)[n]![1]),
       ]),
     ]),
   ];
