@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
@@ -26,6 +27,8 @@ export interface FeedBenchOptions {
   p99LimitMs?: number;
   /** @default ['board:gainers', 'board:volume', 'board:trades'] */
   channels?: string[];
+  /** Worker threads of the swarm. @default availableParallelism() */
+  shards?: number;
 }
 
 /** The default ladder of {@link benchFeed}. */
@@ -35,7 +38,8 @@ const log = pino({ level: 'warn' }, pino.destination(2));
 
 /**
  * The trader feed under N clients: `openbell feed` as a child process on a fresh namespace, boards
- * changing 4 times a second (driven from this process), and a swarm (also in this process) of N
+ * changing 4 times a second (driven from this process), and a swarm (also in this process, its
+ * clients spread over worker threads so one thread parsing every frame does not queue them) of N
  * clients each subscribed to three boards, for each N of the ladder. A step holds when every client
  * subscribed, none was disconnected by the server, and the delivery p99 stays within the limit.
  * Each step also runs a 10-client probe in a process of its own (see {@link runProbe}) and reports
@@ -46,6 +50,7 @@ export async function benchFeed(options: FeedBenchOptions): Promise<Measurement[
   const stepSeconds = options.stepSeconds ?? 20;
   const limitMs = options.p99LimitMs ?? 100;
   const channels = options.channels ?? ['board:gainers', 'board:volume', 'board:trades'];
+  const shards = options.shards ?? availableParallelism();
   const namespace = `benchfeed-${randomBytes(4).toString('hex')}`;
   const names = createNames({ namespace });
   const redis = new Redis(options.redisUrl);
@@ -70,7 +75,16 @@ export async function benchFeed(options: FeedBenchOptions): Promise<Measurement[
         measurements.push(fdStop(clients, limits));
         break;
       }
-      const step = await runStep({ base, feed, churn, secret, channels, clients, stepSeconds });
+      const step = await runStep({
+        base,
+        feed,
+        churn,
+        secret,
+        channels,
+        clients,
+        stepSeconds,
+        shards,
+      });
       const m = stepMeasurement(step, limitMs);
       measurements.push(m);
       process.stderr.write(`bench feed: ${clients} clients: ${summary(m)}\n`);
@@ -99,6 +113,7 @@ interface StepInput {
   channels: string[];
   clients: number;
   stepSeconds: number;
+  shards: number;
 }
 
 interface Step {
@@ -134,6 +149,7 @@ async function runStep(input: StepInput): Promise<Step> {
     // Long enough for the probe process to start and subscribe before the window.
     warmupMs: 3000,
     connectTimeoutMs: 30_000,
+    shards: input.shards,
     token: (n) => mintFeedToken(input.secret, { sub: `trader-${n}`, ttlSeconds: 3600 }),
     onPhase: (phase) => {
       if (phase === 'warmup')
@@ -195,7 +211,7 @@ async function runProbe(
       '--',
       ...['--url', url, '--clients', String(PROBE_CLIENTS), '--channels', channels.join(',')],
       ...['--top', '20', '--duration', `${Math.max(1000, durationMs)}ms`, '--ramp', '0s'],
-      ...['--warmup', '2s', '--shared-token', '--json'],
+      ...['--warmup', '2s', '--shared-token', '--shards', '1', '--json'],
     ],
     { env: { ...process.env, FEED_JWT_SECRET: secret }, stdio: ['ignore', 'pipe', 'ignore'] },
   );
@@ -244,6 +260,7 @@ function stepMeasurement(step: Step, limitMs: number): Measurement {
     connectSeconds: r.connectSeconds,
     errors: r.errors,
     driverCpuCores: r.driver.cpuCores,
+    driverShards: r.driver.shards,
     driverEventLoopDelayP99Ms: r.driver.eventLoopDelayP99Ms,
     probeLatencyMs: step.probe?.latencyMs ?? null,
     probeUpdatesPerSecondPerClient: step.probe?.window.updatesPerSecondPerClient ?? null,
@@ -271,7 +288,7 @@ function maxClients(
     p99LimitMs: limitMs,
     p99Ms: held === undefined ? null : (held['latencyMs'] as SwarmResult['latencyMs']).p99,
     openFileLimits: fdLimits,
-    note: 'feed (child process) + board churn and swarm (this process) + probe (child process), co-located',
+    note: 'feed (child process) + board churn and swarm (this process, clients on worker threads) + probe (child process), co-located',
   };
 }
 
@@ -292,7 +309,7 @@ function fdStop(clients: number, limits: Record<string, number | undefined>): Me
 function summary(m: Measurement): string {
   const l = m['latencyMs'] as SwarmResult['latencyMs'];
   const p = m['probeLatencyMs'] as SwarmResult['latencyMs'] | null;
-  return `${m['held'] === true ? 'held' : 'FAILED'}: p50 ${l.p50} p99 ${l.p99} max ${l.max} ms (probe p50 ${p?.p50 ?? '–'} p99 ${p?.p99 ?? '–'} ms), ${String(m['updatesPerSecondPerClient'])} updates/s per client, disconnects ${(m['disconnects'] as { total: number }).total}, subscribed ${String(m['subscribed'])}, feed ${String(m['feedCpuCores'])} cores, driver ${String(m['driverCpuCores'])} cores (event-loop p99 ${String(m['driverEventLoopDelayP99Ms'])} ms)`;
+  return `${m['held'] === true ? 'held' : 'FAILED'}: p50 ${l.p50} p99 ${l.p99} max ${l.max} ms (probe p50 ${p?.p50 ?? '–'} p99 ${p?.p99 ?? '–'} ms), ${String(m['updatesPerSecondPerClient'])} updates/s per client, disconnects ${(m['disconnects'] as { total: number }).total}, subscribed ${String(m['subscribed'])}, feed ${String(m['feedCpuCores'])} cores, driver ${String(m['driverCpuCores'])} cores in ${String(m['driverShards'])} threads (busiest event-loop p99 ${String(m['driverEventLoopDelayP99Ms'])} ms)`;
 }
 
 /** Starts `openbell feed` on `port`, with the per-address limit lifted (every client is local). */

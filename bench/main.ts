@@ -27,6 +27,8 @@ const { values } = parseArgs({
     // The feed suite: client counts to try (comma-separated) and seconds measured per step.
     'feed-ladder': { type: 'string' },
     'feed-seconds': { type: 'string' },
+    // Worker threads of the feed suite's swarm (default: available parallelism).
+    'feed-shards': { type: 'string' },
   },
 });
 const events = values.events === undefined ? undefined : Number(values.events);
@@ -37,6 +39,9 @@ const feedSeconds =
   values['feed-seconds'] === undefined ? undefined : Number(values['feed-seconds']);
 if (feedSeconds !== undefined && !(feedSeconds > 0))
   throw new Error(`--feed-seconds: expected a positive number, got ${values['feed-seconds']}`);
+const feedShards = values['feed-shards'] === undefined ? undefined : Number(values['feed-shards']);
+if (feedShards !== undefined && !(Number.isSafeInteger(feedShards) && feedShards >= 1))
+  throw new Error(`--feed-shards: expected a whole number ≥ 1, got ${values['feed-shards']}`);
 const services = async () => {
   const log = pino({ name: 'bench-services', level: 'warn' }, pino.destination(2));
   const { urls } = await ensureServices({
@@ -70,6 +75,7 @@ const suites: Record<string, () => Measurement[] | Promise<Measurement[]>> = {
       redisUrl,
       ...(feedLadder === undefined ? {} : { ladder: feedLadder }),
       ...(feedSeconds === undefined ? {} : { stepSeconds: feedSeconds }),
+      ...(feedShards === undefined ? {} : { shards: feedShards }),
     });
   },
 };

@@ -1,5 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { mintFeedToken, parseChannel } from '../core/index.ts';
 import { integer } from '../cli/options.ts';
 import { SWARM_DEFAULTS, runSwarm, type SwarmOptions, type SwarmResult } from './swarm.ts';
@@ -76,7 +77,7 @@ export function formatSwarmSummary(r: SwarmResult): string {
     ['errors', counts(r.errors)],
     [
       'driver',
-      `${r.driver.cpuCores.toFixed(2)} cores, event-loop delay p99 ${r.driver.eventLoopDelayP99Ms.toFixed(1)} ms`,
+      `${r.driver.cpuCores.toFixed(2)} cores, ${r.driver.shards} ${r.driver.shards === 1 ? 'thread' : 'threads'}, event-loop delay p99 ${r.driver.eventLoopDelayP99Ms.toFixed(1)} ms (busiest)`,
     ],
   ];
   return rows.map(([k, v]) => `${k.padEnd(12)} ${v}`).join('\n');
@@ -92,6 +93,7 @@ interface SwarmFlags {
   warmup: number;
   maxConnecting: number;
   connectTimeout: number;
+  shards: number;
   token?: string;
   secret?: string;
   sharedToken?: boolean;
@@ -157,6 +159,12 @@ export function swarmCommand(): Command {
       ),
     )
     .addOption(
+      new Option('--shards <n>', 'worker threads the clients are spread over')
+        .env(env('SHARDS'))
+        .argParser(integer)
+        .default(availableParallelism(), 'available parallelism'),
+    )
+    .addOption(
       new Option('--token <token>', 'one bearer token for every client (wins over --secret)').env(
         env('TOKEN'),
       ),
@@ -214,6 +222,7 @@ async function swarmOptions(flags: SwarmFlags, command: Command): Promise<SwarmO
   if (flags.top !== undefined && flags.top < 1) throw new Error('swarm: --top must be at least 1');
   if (flags.duration <= 0) throw new Error('swarm: --duration must be positive');
   if (flags.maxConnecting < 1) throw new Error('swarm: --max-connecting must be at least 1');
+  if (flags.shards < 1) throw new Error('swarm: --shards must be at least 1');
   if (flags.connectTimeout <= 0) throw new Error('swarm: --connect-timeout must be positive');
   const fromCli = (name: string): boolean => command.getOptionValueSource(name) === 'cli';
   if (
@@ -245,6 +254,7 @@ async function swarmOptions(flags: SwarmFlags, command: Command): Promise<SwarmO
     warmupMs: flags.warmup,
     maxConnecting: flags.maxConnecting,
     connectTimeoutMs: flags.connectTimeout,
+    shards: flags.shards,
     ...(token === undefined ? {} : { token }),
     ...(flags.origin === undefined ? {} : { origin: flags.origin }),
   };

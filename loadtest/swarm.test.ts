@@ -221,75 +221,82 @@ describe('runSwarm against a scripted server', () => {
     server?.closeAllConnections();
   });
 
-  it('authenticates, ramps, measures after the warm-up, tells its closes from the server’s', async () => {
-    const tokens: string[] = [];
-    let connections = 0;
-    const sockets: WebSocket[] = [];
-    const wss = new WebSocketServer({
-      noServer: true,
-      handleProtocols: (offered) => (offered.has('openbell.v1') ? 'openbell.v1' : false),
-    });
-    server = createServer();
-    server.on('upgrade', (request, socket, head) => {
-      // The fourth connection is refused before the upgrade, as past a per-IP limit.
-      if (++connections === 4) {
-        socket.end('HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\n\r\n');
-        return;
-      }
-      tokens.push(String(request.headers['sec-websocket-protocol']));
-      wss.handleUpgrade(request, socket, head, (ws) => {
-        sockets.push(ws);
-        let seq = 0;
-        ws.on('message', () => {
-          ws.send(envelope('ack', '', 1, Date.now(), { op: 'subscribe', id: SUBSCRIBE_ID }));
-          ws.send(envelope('snapshot', 'board:volume', ++seq, Date.now()));
-        });
-        const timer = setInterval(() => {
-          if (ws.readyState === ws.OPEN)
-            ws.send(envelope('update', 'board:volume', ++seq, Date.now()));
-        }, 20);
-        ws.on('close', () => clearInterval(timer));
+  it.each([1, 2])(
+    'authenticates, ramps, measures after the warm-up, tells its closes from the server’s (%i shards)',
+    async (shards) => {
+      const tokens: string[] = [];
+      let connections = 0;
+      const sockets: WebSocket[] = [];
+      const wss = new WebSocketServer({
+        noServer: true,
+        handleProtocols: (offered) => (offered.has('openbell.v1') ? 'openbell.v1' : false),
       });
-    });
-    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
-    const port = (server.address() as AddressInfo).port;
-    let progressCalls = 0;
-    const phases: string[] = [];
-    const swarm = runSwarm({
-      url: `ws://127.0.0.1:${port}/ws`,
-      clients: 6,
-      channels: ['board:volume'],
-      durationMs: 600,
-      rampMs: 100,
-      warmupMs: 100,
-      maxConnecting: 2,
-      token: (n) => Promise.resolve(`t${n}`),
-      progressIntervalMs: 50,
-      onProgress: () => progressCalls++,
-      onPhase: (phase) => phases.push(phase),
-    });
-    // Mid-window, the server drops one client as too slow.
-    setTimeout(() => sockets[0]?.close(1013, 'too slow'), 450);
-    const result = await swarm;
+      server = createServer();
+      server.on('upgrade', (request, socket, head) => {
+        // The fourth connection is refused before the upgrade, as past a per-IP limit.
+        if (++connections === 4) {
+          socket.end('HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\n\r\n');
+          return;
+        }
+        tokens.push(String(request.headers['sec-websocket-protocol']));
+        wss.handleUpgrade(request, socket, head, (ws) => {
+          sockets.push(ws);
+          let seq = 0;
+          ws.on('message', () => {
+            ws.send(envelope('ack', '', 1, Date.now(), { op: 'subscribe', id: SUBSCRIBE_ID }));
+            ws.send(envelope('snapshot', 'board:volume', ++seq, Date.now()));
+          });
+          const timer = setInterval(() => {
+            if (ws.readyState === ws.OPEN)
+              ws.send(envelope('update', 'board:volume', ++seq, Date.now()));
+          }, 20);
+          ws.on('close', () => clearInterval(timer));
+        });
+      });
+      await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+      const port = (server.address() as AddressInfo).port;
+      let progressCalls = 0;
+      const phases: string[] = [];
+      const swarm = runSwarm({
+        url: `ws://127.0.0.1:${port}/ws`,
+        clients: 6,
+        channels: ['board:volume'],
+        durationMs: 600,
+        rampMs: 100,
+        warmupMs: 100,
+        maxConnecting: 2,
+        token: (n) => Promise.resolve(`t${n}`),
+        progressIntervalMs: 50,
+        onProgress: () => progressCalls++,
+        onPhase: (phase) => {
+          phases.push(phase);
+          // Mid-window (worker threads take a while to start), the server drops one client as too slow.
+          if (phase === 'measuring') setTimeout(() => sockets[0]?.close(1013, 'too slow'), 200);
+        },
+        shards,
+      });
+      const result = await swarm;
 
-    expect(new Set(tokens).size).toBe(5);
-    for (const offered of tokens) expect(offered).toMatch(/^openbell\.v1,bearer\.t[0-5]$/);
-    expect(result.subscribed).toBe(5);
-    expect(result.connectFailures).toEqual({ http_429: 1 });
-    expect(result.disconnects).toEqual({ total: 1, byCode: { '1013': 1 } });
-    expect(result.gaps.total).toBe(0);
-    expect(result.window.seconds).toBeGreaterThanOrEqual(0.59);
-    expect(result.window.updates).toBeGreaterThan(0);
-    expect(result.latencyMs.count).toBe(result.window.updates);
-    expect(result.latencyMs.p99).toBeLessThan(50);
-    // Updates before the window were counted as messages, not measured.
-    expect(result.messages.update).toBeGreaterThan(result.window.updates);
-    expect(result.window.updatesPerSecondPerClient).toBeGreaterThan(10);
-    expect(progressCalls).toBeGreaterThan(3);
-    expect(phases).toEqual(['connecting', 'warmup', 'measuring', 'closing']);
-    const summary = formatSwarmSummary(result);
-    expect(summary).toMatch(/5 of 6 subscribed; connect failures http_429: 1/);
-    expect(summary).toMatch(/disconnects +1 \(1013: 1\)/);
-    expect(JSON.parse(JSON.stringify(result))).toEqual(result);
-  });
+      expect(new Set(tokens).size).toBe(5);
+      for (const offered of tokens) expect(offered).toMatch(/^openbell\.v1,bearer\.t[0-5]$/);
+      expect(result.subscribed).toBe(5);
+      expect(result.connectFailures).toEqual({ http_429: 1 });
+      expect(result.disconnects).toEqual({ total: 1, byCode: { '1013': 1 } });
+      expect(result.gaps.total).toBe(0);
+      expect(result.window.seconds).toBeGreaterThanOrEqual(0.59);
+      expect(result.window.updates).toBeGreaterThan(0);
+      expect(result.latencyMs.count).toBe(result.window.updates);
+      expect(result.latencyMs.p99).toBeLessThan(50);
+      // Updates before the window were counted as messages, not measured.
+      expect(result.messages.update).toBeGreaterThan(result.window.updates);
+      expect(result.window.updatesPerSecondPerClient).toBeGreaterThan(10);
+      expect(progressCalls).toBeGreaterThan(3);
+      expect(phases).toEqual(['connecting', 'warmup', 'measuring', 'closing']);
+      const summary = formatSwarmSummary(result);
+      expect(summary).toMatch(/5 of 6 subscribed; connect failures http_429: 1/);
+      expect(summary).toMatch(/disconnects +1 \(1013: 1\)/);
+      expect(result.driver.shards).toBe(shards);
+      expect(JSON.parse(JSON.stringify(result))).toEqual(result);
+    },
+  );
 });

@@ -1,18 +1,11 @@
-import type { Histogram } from 'hdr-histogram-js';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { WebSocket } from 'ws';
-import { FEED_BEARER_PREFIX, FEED_SUBPROTOCOL } from '../core/index.ts';
+import { createSwarmShards } from './swarm-pool.ts';
+import { pause, type SwarmPart } from './swarm-shard.ts';
 import {
-  SUBSCRIBE_ID,
-  classifyConnectError,
   createLatencyHistogram,
-  createSwarmTally,
   summarizeLatency,
   type GapCounts,
   type LatencySummary,
   type MessageCounts,
-  type SwarmTally,
-  type TallyClient,
 } from './swarm-tally.ts';
 
 /** Options of {@link runSwarm}. */
@@ -49,13 +42,19 @@ export interface SwarmOptions {
   onPhase?: (phase: SwarmProgress['phase']) => void;
   /** Ends the ramp or the window early; the result then covers what ran. */
   signal?: AbortSignal;
+  /**
+   * Worker threads the clients are spread over (client n in shard n mod shards); 1 runs them on
+   * this thread. One thread parsing every client's frames queues a large swarm's messages behind
+   * each other, which reads as the feed's latency. @default 1
+   */
+  shards?: number;
 }
 
 /** Defaults of {@link SwarmOptions}. */
 export const SWARM_DEFAULTS: Required<
   Pick<
     SwarmOptions,
-    'rampMs' | 'warmupMs' | 'maxConnecting' | 'connectTimeoutMs' | 'progressIntervalMs'
+    'rampMs' | 'warmupMs' | 'maxConnecting' | 'connectTimeoutMs' | 'progressIntervalMs' | 'shards'
   >
 > = {
   rampMs: 0,
@@ -63,6 +62,7 @@ export const SWARM_DEFAULTS: Required<
   maxConnecting: 64,
   connectTimeoutMs: 10_000,
   progressIntervalMs: 1000,
+  shards: 1,
 };
 
 /** What the swarm is doing, for progress lines. */
@@ -115,41 +115,43 @@ export interface SwarmResult {
   errors: Record<string, number>;
   /** Subscribed clients closed by the server or the network (not by the swarm), by close code. */
   disconnects: { total: number; byCode: Record<string, number> };
-  /** The load driver itself over the window: CPU cores used and its event-loop delay. */
-  driver: { cpuCores: number; eventLoopDelayP99Ms: number; eventLoopDelayMaxMs: number };
+  /**
+   * The load driver itself over the window: CPU cores used (the whole process) and the event-loop
+   * delay of its busiest shard.
+   */
+  driver: {
+    cpuCores: number;
+    eventLoopDelayP99Ms: number;
+    eventLoopDelayMaxMs: number;
+    shards: number;
+  };
 }
 
-interface SwarmClient extends TallyClient {
-  socket: WebSocket | undefined;
-  subscribed: boolean;
-  /** Closed (or being closed) by the swarm: its close is not a disconnect. */
-  ours: boolean;
-}
-
-/** Everything one run shares between its clients. */
-interface SwarmRun {
-  options: SwarmOptions & typeof SWARM_DEFAULTS;
-  now: () => number;
-  tally: SwarmTally;
-  connectLatency: Histogram;
-  connectFailures: Record<string, number>;
-  disconnects: { total: number; byCode: Record<string, number> };
-  clients: SwarmClient[];
-  open: number;
-  subscribed: number;
-  /** The one subscribe message every client sends. */
-  subscribe: string;
-  pause(ms: number): Promise<void>;
-  aborted(): boolean;
-}
+type ResolvedOptions = SwarmOptions & typeof SWARM_DEFAULTS;
 
 /**
  * Runs N feed clients: connects them over `rampMs` with at most `maxConnecting` handshakes at once,
  * subscribes each to `channels`, waits `warmupMs`, measures for `durationMs`, then closes them.
+ * With `shards` > 1 the clients run on that many worker threads and their figures are merged.
  */
 export async function runSwarm(options: SwarmOptions): Promise<SwarmResult> {
-  const run = createRun(options);
-  const o = run.options;
+  const o = resolveOptions(options);
+  const shards = createSwarmShards(
+    {
+      url: o.url,
+      clients: o.clients,
+      channels: o.channels,
+      top: o.top,
+      rampMs: o.rampMs,
+      maxConnecting: o.maxConnecting,
+      connectTimeoutMs: o.connectTimeoutMs,
+      token: o.token,
+      origin: o.origin,
+    },
+    Math.min(o.shards, o.clients),
+    o.progressIntervalMs,
+    o.signal,
+  );
   const startedAt = performance.now();
   let phase: SwarmProgress['phase'] = 'connecting';
   const enter = (next: SwarmProgress['phase']): void => {
@@ -160,206 +162,118 @@ export async function runSwarm(options: SwarmOptions): Promise<SwarmResult> {
     o.onProgress?.({
       phase,
       elapsedMs: Math.round(performance.now() - startedAt),
-      subscribed: run.subscribed,
-      connectFailures: sum(run.connectFailures),
-      open: run.open,
-      updates: run.tally.messages.update,
-      disconnects: run.disconnects.total,
+      ...shards.progress(),
     });
   }, o.progressIntervalMs).unref();
   try {
     enter('connecting');
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < o.clients && !run.aborted()) {
-        const n = next++;
-        await run.pause(startedAt + (o.rampMs * n) / o.clients - performance.now());
-        if (!run.aborted()) await connectClient(run, n);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(o.maxConnecting, o.clients) }, worker));
+    await shards.connect();
     const connectSeconds = (performance.now() - startedAt) / 1000;
     enter('warmup');
-    await run.pause(o.warmupMs);
-    const measured = await measureWindow(
-      run,
-      () => enter('measuring'),
-      () => enter('closing'),
-    );
-    await closeAll(run.clients);
-    return shapeSwarmResult(run, connectSeconds, measured);
+    await pause(o.warmupMs, o.signal);
+    const cpuBefore = process.cpuUsage();
+    const start = performance.now();
+    shards.openWindow();
+    enter('measuring');
+    await pause(o.durationMs, o.signal);
+    shards.closeWindow();
+    const seconds = (performance.now() - start) / 1000;
+    enter('closing');
+    const cpu = process.cpuUsage(cpuBefore);
+    const parts = await shards.finish();
+    return shapeSwarmResult(o, connectSeconds, seconds, (cpu.user + cpu.system) / 1e6, parts);
   } finally {
     clearInterval(progress);
-    for (const client of run.clients) client.socket?.terminate();
+    await shards.terminate();
   }
 }
 
-function createRun(options: SwarmOptions): SwarmRun {
+function resolveOptions(options: SwarmOptions): ResolvedOptions {
   const o = { ...SWARM_DEFAULTS, ...options };
   if (!Number.isSafeInteger(o.clients) || o.clients < 1)
     throw new RangeError(`swarm: clients must be a whole number ≥ 1, got ${o.clients}`);
+  if (!Number.isSafeInteger(o.shards) || o.shards < 1)
+    throw new RangeError(`swarm: shards must be a whole number ≥ 1, got ${o.shards}`);
   if (!(o.durationMs >= 0) || !(o.rampMs >= 0) || !(o.warmupMs >= 0))
     throw new RangeError('swarm: durationMs, rampMs and warmupMs must be ≥ 0');
-  const aborted = (): boolean => o.signal?.aborted === true;
-  return {
-    options: o,
-    now: anchoredClock(),
-    tally: createSwarmTally(o.channels),
-    connectLatency: createLatencyHistogram(),
-    connectFailures: {},
-    disconnects: { total: 0, byCode: {} },
-    clients: [],
-    open: 0,
+  return o;
+}
+
+/** The shards' parts added up: counters summed, histograms merged, the worst event loop. */
+export function mergeSwarmParts(parts: readonly SwarmPart[]): SwarmPart {
+  const total: SwarmPart = {
     subscribed: 0,
-    subscribe: JSON.stringify({
-      op: 'subscribe',
-      channels: o.channels,
-      ...(o.top === undefined ? {} : { top: o.top }),
-      id: SUBSCRIBE_ID,
-    }),
-    aborted,
-    // Waits `ms`, less when the signal aborts; the timer never outlives the wait.
-    pause: (ms) =>
-      new Promise<void>((resolve) => {
-        if (ms <= 0 || aborted()) return resolve();
-        const done = (): void => {
-          clearTimeout(timer);
-          o.signal?.removeEventListener('abort', done);
-          resolve();
-        };
-        const timer = setTimeout(done, ms);
-        o.signal?.addEventListener('abort', done, { once: true });
-      }),
+    connectFailures: {},
+    connectLatency: createLatencyHistogram(),
+    latency: createLatencyHistogram(),
+    window: { updates: 0, snapshots: 0 },
+    negativeLatencies: 0,
+    messages: { snapshot: 0, update: 0, ack: 0, error: 0, heartbeat: 0, other: 0, unparsable: 0 },
+    updatesByChannel: {},
+    gaps: { total: 0, missed: 0, outOfOrder: 0, byChannel: {} },
+    errors: {},
+    disconnects: { total: 0, byCode: {} },
+    eventLoop: { p99Ms: 0, maxMs: 0 },
   };
-}
-
-/** Connects client `n`; resolves once it is subscribed or has failed (counted by reason). */
-async function connectClient(run: SwarmRun, n: number): Promise<void> {
-  const o = run.options;
-  const client: SwarmClient = {
-    seqs: new Map(),
-    socket: undefined,
-    subscribed: false,
-    ours: false,
-  };
-  run.clients.push(client);
-  const begun = performance.now();
-  let token: string | undefined;
-  try {
-    token = typeof o.token === 'function' ? await o.token(n) : o.token;
-  } catch {
-    // A token that cannot be minted is this client's failure, counted like any other.
-    increment(run.connectFailures, 'token');
-    return;
+  for (const part of parts) {
+    total.subscribed += part.subscribed;
+    addCounts(total.connectFailures, part.connectFailures);
+    total.connectLatency.add(part.connectLatency);
+    total.latency.add(part.latency);
+    total.window.updates += part.window.updates;
+    total.window.snapshots += part.window.snapshots;
+    total.negativeLatencies += part.negativeLatencies;
+    addCounts(total.messages, part.messages);
+    addCounts(total.updatesByChannel, part.updatesByChannel);
+    total.gaps.total += part.gaps.total;
+    total.gaps.missed += part.gaps.missed;
+    total.gaps.outOfOrder += part.gaps.outOfOrder;
+    addCounts(total.gaps.byChannel, part.gaps.byChannel);
+    addCounts(total.errors, part.errors);
+    total.disconnects.total += part.disconnects.total;
+    addCounts(total.disconnects.byCode, part.disconnects.byCode);
+    total.eventLoop.p99Ms = Math.max(total.eventLoop.p99Ms, part.eventLoop.p99Ms);
+    total.eventLoop.maxMs = Math.max(total.eventLoop.maxMs, part.eventLoop.maxMs);
   }
-  await new Promise<void>((settle) => {
-    let settled = false;
-    let wasOpen = false;
-    const finish = (failure?: string): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      if (failure === undefined) {
-        client.subscribed = true;
-        run.subscribed++;
-        run.connectLatency.recordValue(Math.round((performance.now() - begun) * 1000));
-      } else {
-        increment(run.connectFailures, failure);
-        client.ours = true;
-        socket.terminate();
-      }
-      settle();
-    };
-    const timer = setTimeout(() => finish('timeout'), o.connectTimeoutMs);
-    const socket = new WebSocket(
-      o.url,
-      token === undefined ? [] : [FEED_SUBPROTOCOL, FEED_BEARER_PREFIX + token],
-      {
-        perMessageDeflate: false,
-        // The driver trusts the feed's UTF-8; validating it is work the driver can skip.
-        skipUTF8Validation: true,
-        handshakeTimeout: o.connectTimeoutMs,
-        ...(o.origin === undefined ? {} : { origin: o.origin }),
-      },
-    );
-    client.socket = socket;
-    socket.on('open', () => {
-      wasOpen = true;
-      run.open++;
-      socket.send(run.subscribe);
-    });
-    socket.on('message', (data: Buffer) => {
-      const outcome = run.tally.record(client, data, run.now());
-      if (outcome !== undefined) finish(outcome === 'subscribed' ? undefined : 'subscribe_error');
-    });
-    socket.on('error', (error: Error) => finish(classifyConnectError(error)));
-    socket.on('close', (code: number) => {
-      if (wasOpen) run.open--;
-      if (!settled) return finish(`close_${code}`);
-      if (client.ours || !client.subscribed) return;
-      run.disconnects.total++;
-      increment(run.disconnects.byCode, String(code));
-    });
-  });
-}
-
-interface Measured {
-  seconds: number;
-  cpuSeconds: number;
-  eventLoop: ReturnType<typeof monitorEventLoopDelay>;
-}
-
-/** The measured window: latency is recorded only inside it. */
-async function measureWindow(
-  run: SwarmRun,
-  opened: () => void,
-  closed: () => void,
-): Promise<Measured> {
-  const eventLoop = monitorEventLoopDelay({ resolution: 10 });
-  eventLoop.enable();
-  const cpuBefore = process.cpuUsage();
-  const start = performance.now();
-  run.tally.measuring = true;
-  opened();
-  await run.pause(run.options.durationMs);
-  run.tally.measuring = false;
-  const seconds = (performance.now() - start) / 1000;
-  closed();
-  const cpu = process.cpuUsage(cpuBefore);
-  eventLoop.disable();
-  return { seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, eventLoop };
+  return total;
 }
 
 /** The plain-JSON result of a run. */
-function shapeSwarmResult(run: SwarmRun, connectSeconds: number, m: Measured): SwarmResult {
-  const { options: o, tally } = run;
+function shapeSwarmResult(
+  o: ResolvedOptions,
+  connectSeconds: number,
+  seconds: number,
+  cpuSeconds: number,
+  parts: readonly SwarmPart[],
+): SwarmResult {
+  const all = mergeSwarmParts(parts);
   return {
     url: o.url,
     clients: o.clients,
     channels: [...o.channels],
     top: o.top ?? null,
-    subscribed: run.subscribed,
-    connectFailures: { ...run.connectFailures },
-    connectMs: summarizeLatency(run.connectLatency),
+    subscribed: all.subscribed,
+    connectFailures: all.connectFailures,
+    connectMs: summarizeLatency(all.connectLatency),
     connectSeconds: round3(connectSeconds),
     window: {
-      seconds: round3(m.seconds),
-      updates: tally.window.updates,
-      snapshots: tally.window.snapshots,
-      updatesPerSecondPerClient: perClientRate(tally.window.updates, m.seconds, run.subscribed),
+      seconds: round3(seconds),
+      updates: all.window.updates,
+      snapshots: all.window.snapshots,
+      updatesPerSecondPerClient: perClientRate(all.window.updates, seconds, all.subscribed),
     },
-    latencyMs: summarizeLatency(tally.latency),
-    negativeLatencies: tally.negativeLatencies,
-    messages: { ...tally.messages },
-    updatesByChannel: { ...tally.updatesByChannel },
-    gaps: { ...tally.gaps, byChannel: { ...tally.gaps.byChannel } },
-    errors: { ...tally.errors },
-    disconnects: { total: run.disconnects.total, byCode: { ...run.disconnects.byCode } },
+    latencyMs: summarizeLatency(all.latency),
+    negativeLatencies: all.negativeLatencies,
+    messages: all.messages,
+    updatesByChannel: all.updatesByChannel,
+    gaps: all.gaps,
+    errors: all.errors,
+    disconnects: all.disconnects,
     driver: {
-      cpuCores: m.seconds === 0 ? 0 : round3(m.cpuSeconds / m.seconds),
-      // No sample (an aborted, empty window) reads as NaN: report 0.
-      eventLoopDelayP99Ms: round3((m.eventLoop.percentile(99) || 0) / 1e6),
-      eventLoopDelayMaxMs: round3((m.eventLoop.max || 0) / 1e6),
+      cpuCores: seconds === 0 ? 0 : round3(cpuSeconds / seconds),
+      eventLoopDelayP99Ms: round3(all.eventLoop.p99Ms),
+      eventLoopDelayMaxMs: round3(all.eventLoop.maxMs),
+      shards: parts.length,
     },
   };
 }
@@ -369,39 +283,8 @@ export function perClientRate(messages: number, seconds: number, clients: number
   return clients === 0 || seconds <= 0 ? 0 : round3(messages / seconds / clients);
 }
 
-/** Closes every client (1000), waits up to 5 s for the closing handshakes, then cuts the rest. */
-async function closeAll(clients: readonly SwarmClient[]): Promise<void> {
-  const closing: Promise<void>[] = [];
-  for (const client of clients) {
-    const socket = client.socket;
-    client.ours = true;
-    if (socket === undefined || socket.readyState === WebSocket.CLOSED) continue;
-    closing.push(new Promise((resolve) => socket.once('close', () => resolve())));
-    if (socket.readyState === WebSocket.OPEN) socket.close(1000, 'swarm done');
-    else socket.terminate();
-  }
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, 5000)));
-  await Promise.race([Promise.all(closing), deadline]);
-  clearTimeout(timer);
+function addCounts<K extends string>(into: Record<K, number>, from: Record<K, number>): void {
+  for (const key of Object.keys(from) as K[]) into[key] = (into[key] ?? 0) + from[key];
 }
 
-/**
- * Epoch ms with sub-ms resolution: the monotonic clock anchored to the wall clock at a tick of
- * `Date.now()`, so it agrees with the server's `Date.now()` (same machine) to a few µs. The
- * server's `ts` is whole ms, so measured latencies read 0–1 ms high (0.5 ms on average).
- */
-function anchoredClock(): () => number {
-  const first = Date.now();
-  let wall = first;
-  while (wall === first) wall = Date.now();
-  const offset = wall - performance.now();
-  return () => offset + performance.now();
-}
-
-const increment = (counts: Record<string, number>, key: string): void => {
-  counts[key] = (counts[key] ?? 0) + 1;
-};
-const sum = (counts: Record<string, number>): number =>
-  Object.values(counts).reduce((a, b) => a + b, 0);
 const round3 = (n: number): number => Math.round(n * 1000) / 1000;

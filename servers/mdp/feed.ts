@@ -20,6 +20,7 @@ import {
   type FeedLimits,
   type Names,
 } from '../../core/index.ts';
+import { encodeUpdateParts, frameUpdates, type UpdateParts } from './feed-fanout.ts';
 import { createFeedHub, type FeedGroup } from './feed-hub.ts';
 
 /** Options of {@link createFeed}. */
@@ -76,7 +77,7 @@ export interface Feed {
 
 interface Client {
   ws: WebSocket;
-  /** The TCP socket under `ws`: corked while a tick writes, so a tick is one write per client. */
+  /** The TCP socket under `ws`: a tick's updates are written to it directly, in one write. */
   socket: Duplex;
   ip: string;
   claims: FeedClaims | 'insecure' | undefined;
@@ -436,40 +437,42 @@ export function createFeed(options: FeedOptions): Feed {
   };
 
   /**
-   * Sends a tick's updates client by client, each client's messages in one corked write: the
-   * system call per write, not the JSON, is what a large fan-out spends its time on.
+   * Sends a tick's updates client by client, each client's in one write of ready-made frames:
+   * every update is encoded once per tick (see feed-fanout.ts), and a client's frames go straight
+   * to its socket. That is safe beside ws's own sends because the feed never compresses or sends
+   * Blobs, so ws writes every frame synchronously and never holds one back to send later.
    */
   const deliver = (changed: readonly FeedGroup<Sub>[]): void => {
     if (changed.length > 0) {
       const ts = Date.now();
-      const parts = new Map<FeedGroup<Sub>, [head: string, tail: string]>();
-      for (const group of changed) {
-        parts.set(group, [
-          `{"type":"update","channel":${JSON.stringify(group.channel)},"seq":`,
-          `,"ts":${ts},"data":${group.update!}}`,
-        ]);
-      }
+      const parts = new Map<FeedGroup<Sub>, UpdateParts>();
+      for (const group of changed)
+        parts.set(group, encodeUpdateParts(group.channel, ts, group.update!));
+      const due: UpdateParts[] = [];
+      const seqs: number[] = [];
       for (const client of clients) {
         const ws = client.ws;
         if (ws.readyState !== WebSocket.OPEN) continue;
-        let corked = false;
+        const slow = ws.bufferedAmount > limits.softLimitBytes;
+        let count = 0;
         for (const sub of client.subs.values()) {
           const part = parts.get(sub.group);
           if (part === undefined || !sub.ready || sub.stale) continue;
-          if (ws.bufferedAmount > limits.softLimitBytes) {
+          if (slow) {
             sub.stale = true;
             stale.add(sub);
             stats.conflations++;
             continue;
           }
-          if (!corked) {
-            client.socket.cork();
-            corked = true;
-          }
-          send(client, part[0] + ++sub.seq + part[1]);
-          stats.updates++;
+          due[count] = part;
+          seqs[count++] = ++sub.seq;
         }
-        if (corked) client.socket.uncork();
+        if (count === 0) continue;
+        const frames = frameUpdates(due, seqs, count);
+        client.socket.write(frames);
+        stats.messagesOut += count;
+        stats.updates += count;
+        stats.bytesOut += frames.length;
       }
     }
     for (const sub of stale) {
