@@ -1,7 +1,7 @@
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -29,6 +29,8 @@ export interface FeedBenchOptions {
   channels?: string[];
   /** Worker threads of the swarm. @default availableParallelism() */
   shards?: number;
+  /** Feed processes sharing the port (`openbell feed --processes`). @default availableParallelism() */
+  processes?: number;
 }
 
 /** The default ladder of {@link benchFeed}. */
@@ -61,7 +63,13 @@ export async function benchFeed(options: FeedBenchOptions): Promise<Measurement[
   try {
     await churn.start();
     const port = await freePort();
-    feed = startFeed(options.redisUrl, namespace, port, secret);
+    feed = startFeed(
+      options.redisUrl,
+      namespace,
+      port,
+      secret,
+      options.processes ?? availableParallelism(),
+    );
     const base = `http://127.0.0.1:${port}`;
     await waitReady(base, feed);
     const limits = {
@@ -135,7 +143,7 @@ async function runStep(input: StepInput): Promise<Step> {
   let probe: Promise<SwarmResult | undefined> | undefined;
   const sample = () => ({
     at: performance.now(),
-    cpu: cpuSeconds(feed.pid!),
+    cpu: treePids(feed.pid!).reduce((sum, pid) => sum + cpuSeconds(pid), 0),
     rounds: churn.stats.rounds,
   });
   const result = await runSwarm({
@@ -171,7 +179,7 @@ async function runStep(input: StepInput): Promise<Step> {
     result,
     probe: probed,
     feedCpuCores,
-    feedRssMiB: rssMiB(feed.pid!),
+    feedRssMiB: treePids(feed.pid!).reduce((sum, pid) => sum + rssMiB(pid), 0),
     boardRoundsPerSecond,
     feedStats: {
       conflations: delta('conflations'),
@@ -318,21 +326,19 @@ function startFeed(
   namespace: string,
   port: number,
   secret: string,
+  processes: number,
 ): ChildProcess {
-  const help = spawnSync(process.execPath, [CLI, 'feed', '--help'], { encoding: 'utf8' }).stdout;
-  // The flag names changed while the feed command was written: use whichever it has.
-  const [hostFlag, portFlag] = help.includes('--http-port')
-    ? ['--http-host', '--http-port']
-    : ['--host', '--port'];
   const child = spawn(
     process.execPath,
     [
       CLI,
       'feed',
-      hostFlag,
+      '--host',
       '127.0.0.1',
-      portFlag,
+      '--port',
       String(port),
+      '--processes',
+      String(processes),
       '--namespace',
       namespace,
       '--redis-url',
@@ -381,6 +387,22 @@ async function freePort(): Promise<number> {
   const { port } = server.address() as AddressInfo;
   await new Promise((r) => server.close(r));
   return port;
+}
+
+/** A process and its children (the feed's `--processes` workers), from /proc. */
+function treePids(pid: number): number[] {
+  const children = readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .filter((name) => {
+      try {
+        const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid;
+      } catch {
+        return false; // It exited while we looked.
+      }
+    })
+    .map(Number);
+  return [pid, ...children];
 }
 
 let clockTicks: number | undefined;

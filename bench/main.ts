@@ -29,6 +29,7 @@ const { values } = parseArgs({
     'feed-seconds': { type: 'string' },
     // Worker threads of the feed suite's swarm (default: available parallelism).
     'feed-shards': { type: 'string' },
+    'feed-processes': { type: 'string' },
   },
 });
 const events = values.events === undefined ? undefined : Number(values.events);
@@ -39,6 +40,10 @@ const feedSeconds =
   values['feed-seconds'] === undefined ? undefined : Number(values['feed-seconds']);
 if (feedSeconds !== undefined && !(feedSeconds > 0))
   throw new Error(`--feed-seconds: expected a positive number, got ${values['feed-seconds']}`);
+const feedProcesses =
+  values['feed-processes'] === undefined ? undefined : Number(values['feed-processes']);
+if (feedProcesses !== undefined && !(Number.isSafeInteger(feedProcesses) && feedProcesses >= 1))
+  throw new Error(`--feed-processes: expected a whole number ≥ 1, got ${values['feed-processes']}`);
 const feedShards = values['feed-shards'] === undefined ? undefined : Number(values['feed-shards']);
 if (feedShards !== undefined && !(Number.isSafeInteger(feedShards) && feedShards >= 1))
   throw new Error(`--feed-shards: expected a whole number ≥ 1, got ${values['feed-shards']}`);
@@ -76,6 +81,7 @@ const suites: Record<string, () => Measurement[] | Promise<Measurement[]>> = {
       ...(feedLadder === undefined ? {} : { ladder: feedLadder }),
       ...(feedSeconds === undefined ? {} : { stepSeconds: feedSeconds }),
       ...(feedShards === undefined ? {} : { shards: feedShards }),
+      ...(feedProcesses === undefined ? {} : { processes: feedProcesses }),
     });
   },
 };

@@ -1,7 +1,7 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { DEFAULTS, createBoardStore, verifyFeedToken } from '../core/index.ts';
 import { createIsolation } from '../testing/harness.ts';
 
@@ -128,6 +128,51 @@ describe('openbell CLI', () => {
     });
     expect(mdp.code).toBe(1);
     expect(mdp.stderr).toContain('feed.secret: required');
+  });
+
+  it('runs feed processes that share one port, and stops them all on SIGTERM', async () => {
+    const iso = await createIsolation();
+    const child = spawn(
+      process.execPath,
+      [
+        BIN,
+        'feed',
+        '--port',
+        '0',
+        '--processes',
+        '2',
+        '--feed-insecure',
+        '--namespace',
+        iso.namespace,
+      ],
+      { env: { ...process.env, REDIS_URL: iso.redisUrl }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const lines: string[] = [];
+    child.stdout.on('data', (chunk: Buffer) => lines.push(...chunk.toString().split('\n')));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    try {
+      const listening = () =>
+        lines
+          .filter((l) => l.includes('"feed listening"'))
+          .map((l) => JSON.parse(l) as { pid: number; port: number });
+      await vi.waitFor(() => expect(listening()).toHaveLength(2), {
+        timeout: 20_000,
+        interval: 100,
+      });
+      const [a, b] = listening();
+      expect(a!.pid).not.toBe(b!.pid);
+      expect(a!.port).toBe(b!.port);
+      const health = (await (await fetch(`http://127.0.0.1:${a!.port}/health`)).json()) as {
+        status: string;
+      };
+      expect(health.status).toBe('ok');
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(lines.filter((l) => l.includes('"msg":"stopped"'))).toHaveLength(2);
+    } finally {
+      child.kill('SIGKILL');
+      await iso.cleanup();
+    }
   });
 
   it('rejects an unknown service name with a clear error', () => {
