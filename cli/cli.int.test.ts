@@ -128,6 +128,12 @@ describe('openbell CLI', () => {
     });
     expect(mdp.code).toBe(1);
     expect(mdp.stderr).toContain('feed.secret: required');
+    const feeds = openbell(['feed', '--port', '0', '--processes', '2'], process.execPath, {
+      FEED_JWT_SECRET: '',
+      FEED_INSECURE: 'false',
+    });
+    expect(feeds.code).toBe(1);
+    expect(feeds.stderr).toContain('feed.secret: required');
   });
 
   it('runs feed processes that share one port, and stops them all on SIGTERM', async () => {

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { servicesCommand } from '../services/main.ts';
 import { lbaCommand } from '../servers/lba/main.ts';
@@ -38,6 +39,8 @@ try {
   if (process.env['DEBUG']?.includes('openbell') === true && error instanceof Error)
     process.stderr.write(`${error.stack}\n`);
   process.exitCode = 1;
+  // A feed process of `openbell feed --processes` stays up on its IPC channel otherwise.
+  if (cluster.isWorker) process.exit(1);
 }
 
 function readVersion(): string {

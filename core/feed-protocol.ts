@@ -23,7 +23,8 @@ export type FeedErrorCode =
   | 'forbidden_channel'
   | 'too_many_subscriptions'
   | 'rate_limited'
-  | 'not_authenticated';
+  | 'not_authenticated'
+  | 'unavailable';
 
 /** WebSocket close codes the feed uses. */
 export const FEED_CLOSE = {

@@ -53,7 +53,7 @@ export async function readSymbolStates(
   ]);
   return syms.map((sym, n) => {
     const raw = values[n];
-    const st = raw === null || raw === undefined ? [] : (stateUnpackr.unpack(raw) as unknown[]);
+    const st = raw === null || raw === undefined ? [] : unpackState(raw);
     const num = (i: number): number | null => (typeof st[i] === 'number' ? st[i] : null);
     const price = num(2);
     const open = num(5);
@@ -78,6 +78,16 @@ export async function readSymbolStates(
       firstTradeMs: num(8),
     };
   });
+}
+
+/** A state array, or none when the value is not one (it then reads as a symbol without data). */
+function unpackState(raw: Buffer): unknown[] {
+  try {
+    const value: unknown = stateUnpackr.unpack(raw);
+    return Array.isArray(value) ? value : [];
+  } catch {
+    return []; // Not msgpack: the scripts never write such a value; show no data rather than fail.
+  }
 }
 
 const round = (value: number): number => Math.round(value * 1000) / 1000;

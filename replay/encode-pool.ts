@@ -78,7 +78,14 @@ export async function createEncodePool(options: {
       });
       worker.on('exit', (code) => retire(member, new Error(`encode worker exited (${code})`)));
     });
-  members.push(...(await Promise.all(Array.from({ length: options.size }, start))));
+  const starts = await Promise.allSettled(Array.from({ length: options.size }, start));
+  const failed = starts.find((r) => r.status === 'rejected');
+  for (const r of starts) if (r.status === 'fulfilled') members.push(r.value);
+  if (failed !== undefined) {
+    // No half-started pool: stop the workers that did start.
+    await Promise.all(members.splice(0).map((m) => m.worker.terminate()));
+    throw failed.reason;
+  }
 
   return {
     get size() {
@@ -116,6 +123,8 @@ export async function createEncodePool(options: {
     },
     async close() {
       const all = members.splice(0);
+      // Chunks still out resolve to undefined: their callers encode them in-thread.
+      for (const m of all) for (const done of m.pending.values()) done(undefined);
       await Promise.all(all.map((m) => m.worker.terminate()));
     },
   };

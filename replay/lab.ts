@@ -220,6 +220,8 @@ export async function runLabRun(
             MASSIVE_WS_URL: server.url,
             MASSIVE_API_KEY: apiKey,
             MASSIVE_TOPICS: 'A.*,AM.*,T.*',
+            // Every lab trader connects from 127.0.0.1.
+            FEED_MAX_CONNECTIONS_PER_IP: String(Math.max(100, options.traders ?? 0)),
           });
         },
       },

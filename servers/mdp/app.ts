@@ -152,7 +152,6 @@ export function createMdp(options: MdpOptions): Mdp {
         const app = createHttpApp({ ready, health });
         if (feed !== undefined) servePage(app);
         server = await listen(app, options.http.host, options.http.port);
-        feed?.attach(server);
         // A close() that arrives while starting wins: each step below checks it.
         log.info(
           { host: options.http.host, port: (server.address() as AddressInfo).port },
@@ -161,6 +160,8 @@ export function createMdp(options: MdpOptions): Mdp {
         sampler = setInterval(() => meter.sample(), 1000).unref();
         await redis.connect();
         await feed?.start();
+        // Upgrades only once the feed's Redis connections are up (before, they are refused).
+        feed?.attach(server);
         await publisher.start();
         if (closing) return;
         const topology = {

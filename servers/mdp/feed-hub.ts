@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { z } from 'zod';
 import {
   BOARD_NAMES,
   readSymbolStates,
@@ -49,7 +50,13 @@ export interface FeedHub<S> {
   /** Brings every group up to date; returns the groups whose `update` is new. */
   tick(): Promise<FeedGroup<S>[]>;
   readonly date: string | undefined;
-  readonly stats: { boardMessages: number; reloads: number; symbolReads: number };
+  readonly stats: {
+    boardMessages: number;
+    /** Pub/sub messages that were not board updates (dropped). */
+    badMessages: number;
+    reloads: number;
+    symbolReads: number;
+  };
 }
 
 interface LatestBoard {
@@ -65,17 +72,22 @@ export function createFeedHub<S>(options: FeedHubOptions): FeedHub<S> {
   const { redis, subscriber, names, log } = options;
   const groups = new Map<string, FeedGroup<S>>();
   const latest = new Map<BoardName, LatestBoard>();
-  const stats = { boardMessages: 0, reloads: 0, symbolReads: 0 };
+  const stats = { boardMessages: 0, badMessages: 0, reloads: 0, symbolReads: 0 };
   let date: string | undefined;
   let subscribedChannel: string | undefined;
   let reload = true;
 
   subscriber.on('message', (_channel: string, message: string) => {
-    let update: BoardUpdate;
-    try {
-      update = JSON.parse(message) as BoardUpdate;
-    } catch {
-      log.warn('unreadable board update ignored');
+    const update = parseUpdate(message);
+    if (update === undefined) {
+      // Anyone who can PUBLISH on the channel can send anything: drop it, count it, go on.
+      stats.badMessages++;
+      // Logged at 1, 10, 100…: visible, never a flood.
+      if (Number.isInteger(Math.log10(stats.badMessages)))
+        log.warn(
+          { badMessages: stats.badMessages },
+          'pub/sub message is not a board update: dropped',
+        );
       return;
     }
     stats.boardMessages++;
@@ -94,25 +106,26 @@ export function createFeedHub<S>(options: FeedHubOptions): FeedHub<S> {
     const newest = (await redis.get(names.latestDate)) ?? undefined;
     if (newest === undefined) return;
     if (newest !== date) {
+      // Subscribed first: if that fails, the next tick tries the whole change again.
+      const channel = names.boardUpdates(newest);
+      await subscriber.subscribe(channel);
+      const previous = subscribedChannel;
+      subscribedChannel = channel;
       date = newest;
       reload = true;
-      const channel = names.boardUpdates(newest);
-      if (subscribedChannel !== undefined) await subscriber.unsubscribe(subscribedChannel);
-      await subscriber.subscribe(channel);
-      subscribedChannel = channel;
+      latest.clear();
+      if (previous !== undefined) await subscriber.unsubscribe(previous).catch(() => undefined);
     }
     if (!reload) return;
+    const published = await redis.hgetall(names.published(newest));
     reload = false;
     stats.reloads++;
-    const published = await redis.hgetall(names.published(newest));
     const version = Number(published['version'] ?? 0);
-    latest.clear();
     for (const board of BOARD_NAMES) {
-      const rows = published[board];
-      latest.set(board, {
-        rows: rows === undefined ? [] : (JSON.parse(rows) as BoardRow[]),
-        version,
-      });
+      // A pub/sub update that arrived during the read may be newer than the hash: keep it.
+      const known = latest.get(board);
+      if (known !== undefined && known.version > version) continue;
+      latest.set(board, { rows: parseRows(published[board]) ?? [], version });
     }
   };
 
@@ -175,8 +188,9 @@ export function createFeedHub<S>(options: FeedHubOptions): FeedHub<S> {
       await loadDate();
     },
     async close() {
+      // The caller disconnects the subscriber: an UNSUBSCRIBE could wait forever on a lost line.
       groups.clear();
-      if (subscribedChannel !== undefined) await subscriber.unsubscribe(subscribedChannel);
+      return Promise.resolve();
     },
     async join(spec, channel, top, member) {
       const key = spec.kind === 'board' ? `${channel}|${top}` : channel;
@@ -199,11 +213,18 @@ export function createFeedHub<S>(options: FeedHubOptions): FeedHub<S> {
           group.snapshot ??= boardData(group, group.rows);
         }
       }
-      group.subscribers.add(member);
       if (group.snapshot === undefined && spec.kind === 'symbol') {
-        await refreshSymbols([group]);
+        try {
+          await refreshSymbols([group]);
+        } catch (error) {
+          // Nobody joined: a group without members must not stay and be read every tick.
+          if (group.subscribers.size === 0) groups.delete(key);
+          throw error;
+        }
         group.snapshot ??= JSON.stringify(emptySymbol(spec.sym));
       }
+      // A member only once its snapshot exists: a failed join leaves nothing behind.
+      group.subscribers.add(member);
       return group;
     },
     leave(group, member) {
@@ -251,3 +272,36 @@ const emptySymbol = (sym: string) => ({
   windowNotional: 0,
   firstTradeMs: null,
 });
+
+const rowSchema = z.object({
+  sym: z.string(),
+  score: z.number(),
+  price: z.number().nullable(),
+  volume: z.number().nullable(),
+});
+const updateSchema = z.object({
+  date: z.string(),
+  board: z.enum(BOARD_NAMES),
+  version: z.number(),
+  publishedAtMs: z.number(),
+  rows: z.array(rowSchema),
+});
+
+function parseUpdate(message: string): BoardUpdate | undefined {
+  try {
+    const result = updateSchema.safeParse(JSON.parse(message));
+    return result.success ? result.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function parseRows(json: string | undefined): BoardRow[] | undefined {
+  if (json === undefined) return undefined;
+  try {
+    const result = z.array(rowSchema).safeParse(JSON.parse(json));
+    return result.success ? result.data : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -5,6 +5,7 @@ import { DEFAULTS, parseConnectionOptions } from '../../core/index.ts';
 import { integer } from '../../cli/options.ts';
 import { createRootLogger, runService } from '../../cli/run-service.ts';
 import { feedOptions, parseFeedFlags, type FeedFlags } from './feed-options.ts';
+import { assertFeedAuth } from './feed.ts';
 import { createFeedServer } from './feed-server.ts';
 
 interface FeedCommandFlags extends FeedFlags {
@@ -60,7 +61,10 @@ export function feedCommand(): Command {
   command.action(async (flags: FeedCommandFlags) => {
     const log = createRootLogger('openbell-feed');
     if (flags.processes < 1) throw new Error('feed: --processes must be at least 1');
+    const feed = parseFeedFlags(flags);
     if (flags.processes > 1 && cluster.isPrimary) {
+      // Checked once here: N processes failing one by one would hide the reason.
+      assertFeedAuth(feed);
       superviseFeeds(flags.processes, log);
       return;
     }
@@ -70,7 +74,7 @@ export function feedCommand(): Command {
     });
     const server = createFeedServer({
       connection,
-      feed: parseFeedFlags(flags),
+      feed,
       top: flags.top,
       http: { host: flags.host, port: flags.port },
       log,
@@ -80,27 +84,55 @@ export function feedCommand(): Command {
   return command;
 }
 
+/** Deaths within {@link DEATH_WINDOW_MS} after which the primary gives up. */
+const MAX_DEATHS = 5;
+const DEATH_WINDOW_MS = 60_000;
+
 /**
  * The primary of `--processes N`: forks N feed processes that share the listening port (the
- * primary hands out connections), replaces one that dies, and on SIGINT/SIGTERM stops them all
- * (each closes its clients with 1001) before exiting.
+ * primary hands out connections) and replaces one that dies, with a growing delay, giving up (exit
+ * 1) when they keep dying. SIGTERM is passed on; SIGINT from a terminal reaches the whole process
+ * group, so the processes are only told again if they are still up a few seconds later.
  */
 function superviseFeeds(processes: number, log: Logger): void {
   let stopping = false;
+  const deaths: number[] = [];
   for (let n = 0; n < processes; n++) cluster.fork();
+  const alive = () => Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) {
-      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+      if (alive().length === 0) process.exit(0);
       return;
     }
-    log.error({ pid: worker.process.pid, code, signal }, 'feed process died: starting another');
-    setTimeout(() => cluster.fork(), 1000).unref();
+    const now = Date.now();
+    deaths.push(now);
+    while (deaths.length > 0 && deaths[0]! < now - DEATH_WINDOW_MS) deaths.shift();
+    if (deaths.length >= MAX_DEATHS) {
+      log.error({ deaths: deaths.length }, 'feed processes keep dying: giving up');
+      stopping = true;
+      for (const w of alive()) w.process.kill('SIGTERM');
+      setTimeout(() => process.exit(1), 5000).unref();
+      if (alive().length === 0) process.exit(1);
+      return;
+    }
+    const delayMs = 500 * 2 ** (deaths.length - 1);
+    log.error(
+      { pid: worker.process.pid, code, signal, delayMs },
+      'feed process died: starting another',
+    );
+    setTimeout(() => {
+      if (!stopping) cluster.fork();
+    }, delayMs).unref();
   });
-  const stop = (signal: string): void => {
+  const stop = (signal: NodeJS.Signals): void => {
     if (stopping) process.exit(130);
     stopping = true;
     log.info({ signal }, 'stopping the feed processes');
-    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
+    const tell = () => {
+      for (const w of alive()) w.process.kill('SIGTERM');
+    };
+    if (signal === 'SIGTERM') tell();
+    else setTimeout(tell, 3000).unref();
     setTimeout(() => process.exit(1), 20_000).unref();
   };
   process.on('SIGINT', () => stop('SIGINT'));

@@ -1,4 +1,4 @@
-import { Option } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 import { FEED_DEFAULTS, parseFeedLimits, type FeedLimits } from '../../core/index.ts';
 import { integer } from '../../cli/options.ts';
 
@@ -13,7 +13,7 @@ export interface FeedConfig {
 /** The flags of {@link feedOptions}. */
 export interface FeedFlags {
   feedSecret?: string;
-  feedInsecure?: boolean;
+  feedInsecure?: boolean | string;
   feedCadenceMs: number;
   feedAllowedOrigins?: string;
   feedMaxConnectionsPerIp: number;
@@ -33,9 +33,9 @@ export function feedOptions(): Option[] {
     new Option('--feed-secret <secret>', 'HS256 secret of trader tokens (≥ 32 characters)').env(
       'FEED_JWT_SECRET',
     ),
-    new Option('--feed-insecure', 'accept traders without a token (local labs only)').env(
-      'FEED_INSECURE',
-    ),
+    new Option('--feed-insecure [yes]', 'accept traders without a token (local labs only)')
+      .env('FEED_INSECURE')
+      .argParser(parseYes),
     number('--feed-cadence-ms <ms>', 'FEED_CADENCE_MS', 'update cadence per channel', d.cadenceMs),
     new Option(
       '--feed-allowed-origins <list>',
@@ -84,7 +84,7 @@ export function feedOptions(): Option[] {
 export function parseFeedFlags(flags: FeedFlags): FeedConfig {
   return {
     secret: flags.feedSecret === '' ? undefined : flags.feedSecret,
-    insecure: flags.feedInsecure === true,
+    insecure: flags.feedInsecure === true || parseYes(String(flags.feedInsecure ?? '')),
     limits: parseFeedLimits({
       cadenceMs: flags.feedCadenceMs,
       maxConnectionsPerIp: flags.feedMaxConnectionsPerIp,
@@ -100,4 +100,15 @@ export function parseFeedFlags(flags: FeedFlags): FeedConfig {
       .map((s) => s.trim())
       .filter(Boolean),
   };
+}
+
+/**
+ * A yes/no value of a flag or its environment twin: `1`, `true`, `yes` are yes; `0`, `false`,
+ * `no` and empty are no; anything else is an error (a typo must not open the feed).
+ */
+export function parseYes(value: string): boolean {
+  const v = value.trim().toLowerCase();
+  if (v === '1' || v === 'true' || v === 'yes') return true;
+  if (v === '' || v === '0' || v === 'false' || v === 'no') return false;
+  throw new InvalidArgumentError(`expected 1/true/yes or 0/false/no, got ${JSON.stringify(value)}`);
 }

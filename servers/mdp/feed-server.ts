@@ -49,8 +49,9 @@ export function createFeedServer(options: FeedServerOptions) {
         const app = createHttpApp({ ready: () => ready, health });
         servePage(app);
         server = await listen(app, options.http.host, options.http.port);
-        feed.attach(server);
         await feed.start();
+        // Upgrades only once the feed's Redis connections are up.
+        feed.attach(server);
         ready = true;
         log.info(
           { host: options.http.host, port: (server.address() as AddressInfo).port },

@@ -21,7 +21,7 @@ import {
   type Names,
 } from '../../core/index.ts';
 import { encodeUpdateParts, frameUpdates, type UpdateParts } from './feed-fanout.ts';
-import { createFeedHub, type FeedGroup } from './feed-hub.ts';
+import { createFeedHub, type FeedGroup, type FeedHub } from './feed-hub.ts';
 
 /** Options of {@link createFeed}. */
 export interface FeedOptions {
@@ -63,6 +63,8 @@ export interface FeedStats {
   tickErrors: number;
   /** Duration of the last tick (Redis reads and fan-out), ms. */
   lastTickMs: number;
+  /** Board updates from pub/sub (and dropped malformed ones), reloads, symbol reads. */
+  hub?: FeedHub<unknown>['stats'];
 }
 
 /** The trader feed (servers/mdp/FEED.md): attach it to an HTTP server, then start it. */
@@ -88,7 +90,10 @@ interface Client {
   limitedSecond: number;
   limitedInSecond: number;
   alive: boolean;
-  timers: NodeJS.Timeout[];
+  /** Pending: the authentication deadline, the token's expiry, the cut after a close. */
+  handshake: NodeJS.Timeout | undefined;
+  expiry: NodeJS.Timeout | undefined;
+  cut: NodeJS.Timeout | undefined;
 }
 
 interface Sub {
@@ -101,6 +106,9 @@ interface Sub {
   stale: boolean;
 }
 
+/** How long a closed connection may take to finish its close handshake before it is cut. */
+const CLOSE_GRACE_MS = 2000;
+
 /** Longest a timer may wait (setTimeout's limit). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -110,14 +118,8 @@ export function createFeed(options: FeedOptions): Feed {
   const limits = parseFeedLimits(options.limits);
   const insecure = options.insecure === true;
   const secret = options.secret ?? '';
-  if (!insecure) {
-    if (secret === '')
-      throw new ConfigError(
-        'feed.secret',
-        'required (FEED_JWT_SECRET), or run with --feed-insecure',
-      );
-    assertFeedSecret(secret);
-  }
+  assertFeedAuth(options);
+
   const maxTop = options.top ?? 20;
   const path = options.path ?? '/ws';
   const allowedOrigins = new Set(options.allowedOrigins ?? []);
@@ -189,9 +191,7 @@ export function createFeed(options: FeedOptions): Feed {
     if (ws.readyState === WebSocket.CLOSED) return;
     ws.close(code, reason);
     // A peer that does not read never sees the close frame: cut it after a grace period.
-    const cut = setTimeout(() => ws.terminate(), 2000);
-    cut.unref();
-    client.timers.push(cut);
+    client.cut ??= setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
   };
 
   const closeSlow = (client: Client): void => {
@@ -219,14 +219,29 @@ export function createFeed(options: FeedOptions): Feed {
       );
       return false;
     }
+    // A new token (a refresh) replaces the old one: its expiry and its allow-list.
     client.claims = result;
-    const expiry = setTimeout(
-      () => closeWith(client, FEED_CLOSE.unauthorized, 'token expired'),
-      Math.min(MAX_TIMER_MS, Math.max(0, result.exp * 1000 - Date.now())),
-    );
-    expiry.unref();
-    client.timers.push(expiry);
+    if (client.handshake !== undefined) clearTimeout(client.handshake);
+    armExpiry(client, result.exp * 1000);
+    for (const channel of [...client.subs.keys()]) {
+      if (channelAllowed(result, channel)) continue;
+      leave(client, channel);
+      error(client, 'forbidden_channel', `the new token does not allow ${channel}`, { channel });
+    }
     return true;
+  };
+
+  /** Closes the connection when its token expires (in steps: timers wait at most ~24.8 days). */
+  const armExpiry = (client: Client, expMs: number): void => {
+    if (client.expiry !== undefined) clearTimeout(client.expiry);
+    const wait = expMs - Date.now();
+    client.expiry = setTimeout(
+      () =>
+        wait > MAX_TIMER_MS
+          ? armExpiry(client, expMs)
+          : closeWith(client, FEED_CLOSE.unauthorized, 'token expired'),
+      Math.min(MAX_TIMER_MS, Math.max(0, wait)),
+    ).unref();
   };
 
   const subscribe = async (
@@ -270,8 +285,20 @@ export function createFeed(options: FeedOptions): Feed {
       ...echo,
     });
     for (const { channel, spec } of accepted) {
-      const sub = client.subs.get(channel)!;
-      sub.group = await hub.join(spec, channel, top, sub);
+      const sub = client.subs.get(channel);
+      // Unsubscribed, or the connection closed, while an earlier snapshot was read.
+      if (sub === undefined) continue;
+      try {
+        sub.group = await hub.join(spec, channel, top, sub);
+      } catch (err) {
+        log.warn({ err, channel }, 'feed snapshot read failed');
+        if (client.subs.get(channel) === sub) client.subs.delete(channel);
+        error(client, 'unavailable', `no snapshot of ${channel} now: subscribe again`, {
+          channel,
+          ...echo,
+        });
+        continue;
+      }
       // Unsubscribed or gone while the snapshot was read.
       if (client.subs.get(channel) !== sub || client.ws.readyState !== WebSocket.OPEN) {
         hub.leave(sub.group, sub);
@@ -370,7 +397,9 @@ export function createFeed(options: FeedOptions): Feed {
       limitedSecond: 0,
       limitedInSecond: 0,
       alive: true,
-      timers: [],
+      handshake: undefined,
+      expiry: undefined,
+      cut: undefined,
     };
     clients.add(client);
     perIp.set(ip, (perIp.get(ip) ?? 0) + 1);
@@ -389,7 +418,7 @@ export function createFeed(options: FeedOptions): Feed {
     ws.on('error', (err) => log.debug({ err: err.message, ip }, 'feed client error'));
     ws.on('close', () => {
       for (const channel of [...client.subs.keys()]) leave(client, channel);
-      for (const timer of client.timers) clearTimeout(timer);
+      for (const timer of [client.handshake, client.expiry, client.cut]) clearTimeout(timer);
       clients.delete(client);
       stats.clients = clients.size;
       const left = (perIp.get(ip) ?? 1) - 1;
@@ -399,21 +428,21 @@ export function createFeed(options: FeedOptions): Feed {
     if (insecure) return;
     const token = bearerOf(request);
     if (token !== undefined) {
-      queue = queue.then(async () => {
-        if (await authenticate(client, token)) {
-          const claims = client.claims as FeedClaims;
-          control(client, 'ack', { op: 'auth', sub: claims.sub, exp: claims.exp });
-        }
-      });
+      queue = queue
+        .then(async () => {
+          if (await authenticate(client, token)) {
+            const claims = client.claims as FeedClaims;
+            control(client, 'ack', { op: 'auth', sub: claims.sub, exp: claims.exp });
+          }
+        })
+        .catch((err: unknown) => log.warn({ err }, 'feed authentication failed'));
       return;
     }
-    const timeout = setTimeout(() => {
+    client.handshake = setTimeout(() => {
       if (client.claims !== undefined) return;
       stats.handshakeTimeouts++;
       closeWith(client, FEED_CLOSE.unauthorized, 'authentication timeout');
-    }, limits.handshakeTimeoutMs);
-    timeout.unref();
-    client.timers.push(timeout);
+    }, limits.handshakeTimeoutMs).unref();
   };
 
   const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
@@ -478,6 +507,7 @@ export function createFeed(options: FeedOptions): Feed {
     for (const sub of stale) {
       const ws = sub.client.ws;
       if (ws.readyState !== WebSocket.OPEN) stale.delete(sub);
+      else if (ws.bufferedAmount > limits.hardLimitBytes) closeSlow(sub.client);
       else if (ws.bufferedAmount <= limits.softLimitBytes) {
         stale.delete(sub);
         snapshot(sub);
@@ -528,22 +558,43 @@ export function createFeed(options: FeedOptions): Feed {
         heartbeatTimer = setInterval(heartbeat, limits.heartbeatMs);
         heartbeatTimer.unref();
         log.info({ path, insecure, cadenceMs: limits.cadenceMs }, 'feed started');
+        if (insecure)
+          log.warn('feed is insecure: anyone who reaches it gets the boards without a token');
       })());
     },
     close() {
       return (closed ??= (async () => {
         if (tickTimer !== undefined) clearTimeout(tickTimer);
         if (heartbeatTimer !== undefined) clearInterval(heartbeatTimer);
-        for (const client of clients) client.ws.close(FEED_CLOSE.goingAway, 'server shutting down');
-        await new Promise<void>((resolve) => wss.close(() => resolve()));
+        for (const client of clients)
+          closeWith(client, FEED_CLOSE.goingAway, 'server shutting down');
+        // Clients that do not read are cut after the grace period; then nothing is left.
+        const deadline = Date.now() + CLOSE_GRACE_MS + 500;
+        while (clients.size > 0 && Date.now() < deadline)
+          await new Promise((resolve) => setTimeout(resolve, 20));
         for (const client of clients) client.ws.terminate();
+        await new Promise<void>((resolve) => wss.close(() => resolve()));
         await hub.close().catch(() => undefined);
         redis.disconnect();
         subscriber.disconnect();
       })());
     },
-    stats: () => ({ ...stats, rejected: { ...stats.rejected }, errors: { ...stats.errors } }),
+    stats: () => ({
+      ...stats,
+      rejected: { ...stats.rejected },
+      errors: { ...stats.errors },
+      hub: { ...hub.stats },
+    }),
   };
+}
+
+/** Throws ConfigError unless the feed has a usable secret or is explicitly insecure. */
+export function assertFeedAuth(options: Pick<FeedOptions, 'secret' | 'insecure'>): void {
+  if (options.insecure === true) return;
+  const secret = options.secret ?? '';
+  if (secret === '')
+    throw new ConfigError('feed.secret', 'required (FEED_JWT_SECRET), or run with --feed-insecure');
+  assertFeedSecret(secret);
 }
 
 /** Marks a subscription whose group is still being joined. */
