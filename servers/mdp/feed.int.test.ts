@@ -515,6 +515,23 @@ describe('trader feed', () => {
     expect(Date.now() - begun).toBeLessThan(5000);
   });
 
+  it('finds a dead peer by its missing pongs and drops it', async () => {
+    const { url, feed } = await serve({ limits: { heartbeatMs: 150 } });
+    const alive = trader(url, await token());
+    const dead = new Trader(
+      new WebSocket(url, ['openbell.v1', `bearer.${await token()}`], { autoPong: false }),
+    );
+    cleanups.push(async () => {
+      dead.ws.terminate();
+      await dead.closed;
+    });
+    await Promise.all([alive.opened, dead.opened]);
+    expect((await dead.closed).code).toBe(1006);
+    expect(feed.stats().deadPeers).toBe(1);
+    expect(alive.ws.readyState).toBe(WebSocket.OPEN);
+    await alive.next((e) => e.type === 'heartbeat');
+  });
+
   it('refuses to start without a secret unless insecure', () => {
     const { redisUrl, names } = iso();
     expect(() => createFeed({ redisUrl, names, log })).toThrow(/feed\.secret: required/);
