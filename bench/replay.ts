@@ -1,6 +1,12 @@
 import { pino } from 'pino';
 import { WebSocket } from 'ws';
-import { createNames, openRecording, parseTransportOptions } from '../core/index.ts';
+import amqp from 'amqplib';
+import {
+  createNames,
+  deleteTopology,
+  openRecording,
+  parseTransportOptions,
+} from '../core/index.ts';
 import { ensureMarketOpen } from '../replay/scenario.ts';
 import { serveReplay, type ReplaySummary } from '../replay/serve.ts';
 import type { Measurement } from './measure.ts';
@@ -20,6 +26,7 @@ export async function benchReplay(options: {
   const path = await ensureMarketOpen();
   const runs = options.runs ?? 3;
   const broker = async (k: number): Promise<ReplaySummary> => {
+    const names = createNames({ namespace: `benchreplay${k}` });
     const recording = await openRecording(path);
     try {
       return await serveReplay({
@@ -28,13 +35,20 @@ export async function benchReplay(options: {
         speed: 'max',
         broker: {
           amqpUrl: options.amqpUrl,
-          names: createNames({ namespace: `benchreplay${k}` }),
+          names,
           group: 'analyzers',
           transport: parseTransportOptions({}),
         },
       });
     } finally {
       await recording.close();
+      // Nothing consumes the queue: drop it (and its expired batches) before the next run.
+      const connection = await amqp.connect(options.amqpUrl);
+      try {
+        await deleteTopology(await connection.createChannel(), names, ['analyzers']);
+      } finally {
+        await connection.close();
+      }
     }
   };
   const socket = async (): Promise<ReplaySummary & { received: number }> => {

@@ -137,6 +137,7 @@ export {
   EVENTS_HEADER,
   assertEventExchange,
   assertTopology,
+  deleteTopology,
   connectRecovering,
   deadLetterExchangeName,
   readDeadLetter,

@@ -287,3 +287,21 @@ function watch(
   // Connection errors are followed by 'disconnect', which is where they are logged.
   model.on('error', () => undefined);
 }
+
+/**
+ * Deletes what {@link assertTopology} declared for `groups` of a namespace: their queues and
+ * dead-letter queues, and the namespace's two exchanges. For labs and benchmarks that must leave
+ * nothing behind; a missing piece is not an error.
+ */
+export async function deleteTopology(
+  channel: Channel,
+  names: Names,
+  groups: readonly string[],
+): Promise<void> {
+  for (const group of groups) {
+    await channel.deleteQueue(names.queue(group));
+    await channel.deleteQueue(names.queue(`${group}.dead`));
+  }
+  await channel.deleteExchange(names.exchange);
+  await channel.deleteExchange(deadLetterExchangeName(names));
+}

@@ -12,6 +12,7 @@ import {
   createBoardStore,
   createNames,
   decodeFrame,
+  deleteTopology,
   newYorkTimeToMs,
   openRecording,
   tradingDateOf,
@@ -443,9 +444,7 @@ async function cleanup(redis: Redis, amqpUrl: string, namespace: string): Promis
   const names = createNames({ namespace });
   const connection = await amqp.connect(amqpUrl);
   try {
-    const channel = await connection.createChannel();
-    for (const queue of [names.queue('analyzers'), names.queue('analyzers.dead')])
-      await channel.deleteQueue(queue).catch(() => undefined);
+    await deleteTopology(await connection.createChannel(), names, ['analyzers']);
   } finally {
     await connection.close().catch(() => undefined);
   }
