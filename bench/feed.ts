@@ -13,6 +13,7 @@ import { runSwarm, type SwarmResult } from '../loadtest/swarm.ts';
 import { deleteKeys } from '../testing/services-admin.ts';
 import { createBoardChurn, type BoardChurn } from './board-churn.ts';
 import type { Measurement } from './measure.ts';
+import { rssMiB } from '../replay/lab-probe.ts';
 
 const CLI = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
 
@@ -179,7 +180,10 @@ async function runStep(input: StepInput): Promise<Step> {
     result,
     probe: probed,
     feedCpuCores,
-    feedRssMiB: treePids(feed.pid!).reduce((sum, pid) => sum + rssMiB(pid), 0),
+    feedRssMiB: (await Promise.all(treePids(feed.pid!).map(rssMiB))).reduce<number>(
+      (sum, mib) => sum + (mib ?? 0),
+      0,
+    ),
     boardRoundsPerSecond,
     feedStats: {
       conflations: delta('conflations'),
@@ -233,13 +237,6 @@ async function runProbe(
     // Not the JSON of a finished swarm: no probe figures for this step.
     return undefined;
   }
-}
-
-/** Resident memory of a process, MiB, from /proc. */
-function rssMiB(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kib = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0);
-  return Math.round(kib / 1024);
 }
 
 function stepMeasurement(step: Step, limitMs: number): Measurement {

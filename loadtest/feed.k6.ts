@@ -9,23 +9,7 @@ import { Counter, Trend } from 'k6/metrics';
 import type { Options } from 'k6/options';
 import { connect } from 'k6/ws';
 import type { Socket } from 'k6/ws';
-
-/** An env var, or `fallback` when unset or empty. */
-function env(name: string, fallback: string): string {
-  const value = __ENV[name];
-  return value === undefined || value === '' ? fallback : value;
-}
-
-/** An integer env var of at least `min`; a bad value stops k6 before any VU starts. */
-function envInt(name: string, fallback: number, min: number): number {
-  const text = __ENV[name];
-  if (text === undefined || text === '') return fallback;
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < min) {
-    throw new Error(`${name} must be an integer of at least ${min}, got ${JSON.stringify(text)}`);
-  }
-  return value;
-}
+import { env, envInt } from './k6-env.ts';
 
 const config = {
   url: env('FEED_URL', 'ws://127.0.0.1:8080/ws'),

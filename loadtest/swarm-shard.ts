@@ -2,13 +2,12 @@ import type { Histogram } from 'hdr-histogram-js';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { WebSocket } from 'ws';
 import { FEED_BEARER_PREFIX, FEED_SUBPROTOCOL } from '../core/index.ts';
+import type { SwarmResult } from './swarm.ts';
 import {
   SUBSCRIBE_ID,
   classifyConnectError,
   createLatencyHistogram,
   createSwarmTally,
-  type GapCounts,
-  type MessageCounts,
   type SwarmTally,
   type TallyClient,
 } from './swarm-tally.ts';
@@ -41,20 +40,22 @@ export interface SwarmShardProgress {
 }
 
 /** What one shard measured; the shards' parts add up to the swarm's result. */
-export interface SwarmPart {
-  subscribed: number;
-  connectFailures: Record<string, number>;
+export interface SwarmPart extends Pick<
+  SwarmResult,
+  | 'subscribed'
+  | 'connectFailures'
+  | 'negativeLatencies'
+  | 'messages'
+  | 'updatesByChannel'
+  | 'gaps'
+  | 'errors'
+  | 'disconnects'
+> {
   /** Time from a client's start to its subscribe ack, µs. */
   connectLatency: Histogram;
   /** Delivery latency of updates inside the window, µs. */
   latency: Histogram;
   window: { updates: number; snapshots: number };
-  negativeLatencies: number;
-  messages: MessageCounts;
-  updatesByChannel: Record<string, number>;
-  gaps: GapCounts;
-  errors: Record<string, number>;
-  disconnects: { total: number; byCode: Record<string, number> };
   /** This shard's event loop over the window, ms. */
   eventLoop: { p99Ms: number; maxMs: number };
 }

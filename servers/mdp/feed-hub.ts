@@ -193,7 +193,7 @@ export function createFeedHub<S>(options: FeedHubOptions): FeedHub<S> {
       return Promise.resolve();
     },
     async join(spec, channel, top, member) {
-      const key = spec.kind === 'board' ? `${channel}|${top}` : channel;
+      const key = groupKey(spec, channel, top);
       let group = groups.get(key);
       if (group === undefined) {
         group = {
@@ -230,9 +230,7 @@ export function createFeedHub<S>(options: FeedHubOptions): FeedHub<S> {
     leave(group, member) {
       group.subscribers.delete(member);
       if (group.subscribers.size === 0) {
-        groups.delete(
-          group.spec.kind === 'board' ? `${group.channel}|${group.top}` : group.channel,
-        );
+        groups.delete(groupKey(group.spec, group.channel, group.top));
       }
     },
     async tick() {
@@ -252,6 +250,10 @@ export function createFeedHub<S>(options: FeedHubOptions): FeedHub<S> {
     stats,
   };
 }
+
+/** Boards are grouped per channel and top N; a symbol's state is the same for everyone. */
+const groupKey = (spec: FeedChannel, channel: string, top: number): string =>
+  spec.kind === 'board' ? `${channel}|${top}` : channel;
 
 const sameRow = (a: BoardRow | undefined, b: BoardRow): boolean =>
   a !== undefined && a.score === b.score && a.price === b.price && a.volume === b.volume;

@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import cluster from 'node:cluster';
 import type { Logger } from 'pino';
 import { DEFAULTS, parseConnectionOptions } from '../../core/index.ts';
-import { integer } from '../../cli/options.ts';
+import { connectionOptions, integer } from '../../cli/options.ts';
 import { createRootLogger, runService } from '../../cli/run-service.ts';
 import { feedOptions, parseFeedFlags, type FeedFlags } from './feed-options.ts';
 import { assertFeedAuth } from './feed.ts';
@@ -22,17 +22,10 @@ export function feedCommand(): Command {
   const command = new Command('feed').description(
     'Serve the trader page and feed (/, /ws; servers/mdp/FEED.md) from Redis, with no listener or analyzer: run as many as needed behind a load balancer.',
   );
+  // The feed reads Redis only: every connection option but the broker's.
+  for (const option of connectionOptions())
+    if (option.long !== '--amqp-url') command.addOption(option);
   command
-    .addOption(
-      new Option('--redis-url <url>', 'Redis URL')
-        .env('REDIS_URL')
-        .default(DEFAULTS.connection.redisUrl),
-    )
-    .addOption(
-      new Option('--namespace <name>', 'prefix of every Redis key')
-        .env('OPENBELL_NAMESPACE')
-        .default(DEFAULTS.connection.namespace),
-    )
     .addOption(
       new Option('--host <host>', 'HTTP bind address').env('FEED_HOST').default('127.0.0.1'),
     )
