@@ -1,5 +1,5 @@
 import express, { type Express } from 'express';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 
 /** What the HTTP endpoints ask the server. */
 export interface HealthSource {
@@ -7,9 +7,14 @@ export interface HealthSource {
   ready(): boolean;
   /** The rich JSON of `/health`. */
   health(): Record<string, unknown>;
+  /** Answers `/metrics` (the process's OpenTelemetry Prometheus exporter); absent: no route. */
+  metrics?: ((request: IncomingMessage, response: ServerResponse) => void) | undefined;
 }
 
-/** The mdp's HTTP endpoints: `/healthz` (alive), `/readyz` (ready), `/health` (JSON). */
+/**
+ * A server's HTTP endpoints: `/healthz` (alive), `/readyz` (ready), `/health` (JSON), and
+ * `/metrics` (Prometheus) when the source has them.
+ */
 export function createHttpApp(source: HealthSource): Express {
   const app = express();
   app.disable('x-powered-by');
@@ -23,6 +28,8 @@ export function createHttpApp(source: HealthSource): Express {
       .type('text/plain')
       .send(ready ? 'ready\n' : 'not ready\n');
   });
+  const { metrics } = source;
+  if (metrics !== undefined) app.get('/metrics', (req, res) => metrics(req, res));
   app.get('/health', (_req, res) => {
     const body = source.health();
     res.status(body['status'] === 'ok' ? 200 : 503).json(body);

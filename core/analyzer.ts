@@ -1,3 +1,4 @@
+import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import amqp from 'amqplib';
 import * as hdr from 'hdr-histogram-js';
 import type { Redis } from 'ioredis';
@@ -6,11 +7,19 @@ import { decodeBatch } from './batch.ts';
 import { createBoardPublisher, type BoardPublisher } from './board-publisher.ts';
 import { createBoardStore, type BoardStore } from './board-store.ts';
 import type { BoardOptions } from './config.ts';
-import { createBatchConsumer, type BatchConsumer, type BatchConsumerOptions } from './consumer.ts';
+import {
+  createBatchConsumer,
+  type BatchConsumer,
+  type BatchConsumerOptions,
+  type DeliveryInfo,
+} from './consumer.ts';
 import { createDecodeCounts, type DecodeCounts } from './decode.ts';
 import { createGroupApplier } from './group-applier.ts';
+import { createDurationHistogram, openbellMeter } from './instruments.ts';
 import type { Names } from './names.ts';
+import { observeAnalyzer } from './pipeline-metrics.ts';
 import { assertTopology, type TopologyOptions } from './topology.ts';
+import { contextFromHeaders, createLinkRing, openbellTracer } from './tracing.ts';
 
 /** Routing keys the analyzers consume: the event types the boards are computed from. */
 export const ANALYZER_BINDINGS: readonly string[] = ['A', 'AM', 'T'];
@@ -118,6 +127,19 @@ export function createAnalyzer(options: AnalyzerOptions): Analyzer {
     applyErrors: 0,
   };
   const decodeCounts = createDecodeCounts();
+  const meter = openbellMeter();
+  const lagSeconds = createDurationHistogram(
+    meter,
+    'openbell_lag_seconds',
+    'End-to-end lag: listener receive to board applied in Redis',
+  );
+  const redisSeconds = createDurationHistogram(
+    meter,
+    'openbell_redis_duration_seconds',
+    'Redis call latency, by operation',
+  );
+  const tracer = openbellTracer();
+  const applied = createLinkRing();
   const lag = hdr.build({
     lowestDiscernibleValue: 1,
     highestTrackableValue: 3_600_000,
@@ -126,7 +148,16 @@ export function createAnalyzer(options: AnalyzerOptions): Analyzer {
   let latestDate: string | undefined;
 
   const applier = createGroupApplier({
-    store,
+    store: {
+      applyBatches: async (batches) => {
+        const startedAt = performance.now();
+        try {
+          return await store.applyBatches(batches);
+        } finally {
+          redisSeconds.record((performance.now() - startedAt) / 1000, { op: 'apply' });
+        }
+      },
+    },
     ...(options.groupMaxEvents === undefined ? {} : { groupMaxEvents: options.groupMaxEvents }),
     onApplied(result, batches) {
       const now = performance.timeOrigin + performance.now();
@@ -139,6 +170,7 @@ export function createAnalyzer(options: AnalyzerOptions): Analyzer {
       for (const batch of batches) {
         stats.events += batch.events.length;
         lag.recordValue(Math.min(3_600_000, Math.max(1, Math.ceil(now - batch.receivedAtMs))));
+        lagSeconds.record(Math.max(0, now - batch.receivedAtMs) / 1000);
       }
       for (const date of result.dates)
         if (latestDate === undefined || date > latestDate) latestDate = date;
@@ -147,19 +179,32 @@ export function createAnalyzer(options: AnalyzerOptions): Analyzer {
 
   const injectDelayMs = options.injectDelayMs ?? 0;
   let slowed: Promise<void> = Promise.resolve();
-  const handle = async (body: Buffer): Promise<void> => {
+  const handle = async (body: Buffer, info: DeliveryInfo): Promise<void> => {
     const { batch, issues } = decodeBatch(body, decodeCounts);
     stats.dropped += issues.length;
     if (batch === undefined) return;
+    // One span per batch (never per event), a child of the listener's publish span.
+    const span = tracer.startSpan(
+      'openbell.batch apply',
+      {
+        kind: SpanKind.CONSUMER,
+        attributes: { 'openbell.batch.id': batch.id, 'openbell.batch.events': batch.events.length },
+      },
+      contextFromHeaders(info.headers),
+    );
     if (injectDelayMs > 0)
       await (slowed = slowed.then(
         () => new Promise((resolve) => setTimeout(resolve, injectDelayMs)),
       ));
     try {
       await applier.apply(batch);
+      applied.add(span.spanContext());
     } catch (error) {
       stats.applyErrors++;
+      span.setStatus({ code: SpanStatusCode.ERROR, message: String(error) });
       throw error;
+    } finally {
+      span.end();
     }
   };
 
@@ -184,13 +229,16 @@ export function createAnalyzer(options: AnalyzerOptions): Analyzer {
     date: () => latestDate,
     intervalMs: options.board.publishIntervalMs,
     top: options.board.top,
+    links: applied,
   });
   let started: Promise<void> | undefined;
   let closed: Promise<void> | undefined;
+  let unobserve: (() => void) | undefined;
 
-  return {
+  const analyzer: Analyzer = {
     start: () =>
       (started ??= (async () => {
+        unobserve = observeAnalyzer(meter, analyzer);
         await consumer.start();
         publisher.start();
       })()),
@@ -199,6 +247,7 @@ export function createAnalyzer(options: AnalyzerOptions): Analyzer {
         await consumer.close();
         await publisher.tick();
         await publisher.close();
+        unobserve?.();
       })()),
     stats,
     decodeCounts,
@@ -225,4 +274,5 @@ export function createAnalyzer(options: AnalyzerOptions): Analyzer {
       };
     },
   };
+  return analyzer;
 }

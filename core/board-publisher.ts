@@ -1,7 +1,10 @@
+import { SpanKind } from '@opentelemetry/api';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { BoardRow, BoardStore } from './board-store.ts';
+import { createDurationHistogram, openbellMeter } from './instruments.ts';
 import { BOARD_NAMES, type BoardName, type Names } from './names.ts';
+import { openbellTracer, traceHeaders, type LinkRing } from './tracing.ts';
 
 /** A board update as published on the `boardUpdates` pub/sub channel. */
 export interface BoardUpdate {
@@ -11,6 +14,9 @@ export interface BoardUpdate {
   version: number;
   publishedAtMs: number;
   rows: BoardRow[];
+  /** W3C trace context of the publication, when it was traced (the feed continues it). */
+  traceparent?: string;
+  tracestate?: string;
 }
 
 /** Options of {@link createBoardPublisher}. */
@@ -25,6 +31,8 @@ export interface BoardPublisherOptions {
   intervalMs?: number;
   /** Rows per published board. @default 20 */
   top?: number;
+  /** Spans of the batches applied since the last round: each publication span links to them. */
+  links?: LinkRing;
 }
 
 /** Publishes conflated board updates: at most one per board and interval, only boards that changed. */
@@ -53,6 +61,18 @@ export function createBoardPublisher(options: BoardPublisherOptions): BoardPubli
   const stats = { ticks: 0, published: 0, unchanged: 0, lockHeldElsewhere: 0, errors: 0 };
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<BoardName[]> | undefined;
+  const meter = openbellMeter();
+  const roundSeconds = createDurationHistogram(
+    meter,
+    'openbell_board_publish_duration_seconds',
+    'One board publication round',
+  );
+  const redisSeconds = createDurationHistogram(
+    meter,
+    'openbell_redis_duration_seconds',
+    'Redis call latency, by operation',
+  );
+  const tracer = openbellTracer();
 
   const publishRound = async (date: string): Promise<BoardName[]> => {
     const locked = await redis.set(
@@ -72,21 +92,37 @@ export function createBoardPublisher(options: BoardPublisherOptions): BoardPubli
       stats.unchanged++;
       return [];
     }
+    const readStartedAt = performance.now();
     await store.refreshMomentum(date);
     const view = await store.readBoards(date, top);
+    redisSeconds.record((performance.now() - readStartedAt) / 1000, { op: 'read_boards' });
     const previous = await redis.hmget(names.published(date), ...BOARD_NAMES);
     const changed = BOARD_NAMES.filter(
       (name, n) => JSON.stringify(view.boards[name]) !== previous[n],
     );
     const publishedAtMs = Date.now();
+    const links = options.links?.take() ?? [];
+    const span = tracer.startSpan('openbell.boards publish', {
+      kind: SpanKind.PRODUCER,
+      links,
+      attributes: { 'openbell.boards.changed': changed.length, 'openbell.date': date },
+    });
+    const traced = traceHeaders(span.spanContext());
     const multi = redis.multi();
     for (const board of changed) {
-      const update: BoardUpdate = { date, board, version, publishedAtMs, rows: view.boards[board] };
+      const update: BoardUpdate = {
+        date,
+        board,
+        version,
+        publishedAtMs,
+        rows: view.boards[board],
+        ...traced,
+      };
       multi.publish(names.boardUpdates(date), JSON.stringify(update));
       multi.hset(names.published(date), board, JSON.stringify(view.boards[board]));
     }
     multi.hset(names.published(date), 'version', String(version));
-    await multi.exec();
+    await multi.exec().finally(() => span.end());
     stats.published += changed.length;
     return changed;
   };
@@ -96,7 +132,12 @@ export function createBoardPublisher(options: BoardPublisherOptions): BoardPubli
     const date = options.date();
     if (date === undefined) return Promise.resolve([]);
     stats.ticks++;
+    const startedAt = performance.now();
     running = publishRound(date)
+      .then((published) => {
+        if (published.length > 0) roundSeconds.record((performance.now() - startedAt) / 1000);
+        return published;
+      })
       .catch((error: unknown) => {
         // Redis down: the next tick tries again; the count and one log line per failure say so.
         stats.errors++;

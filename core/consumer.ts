@@ -73,7 +73,21 @@ export interface BatchConsumerStats {
   /** Connections re-established after a loss. */
   reconnects: number;
   connected: boolean;
+  /**
+   * Messages ready in the group's queue (`events`) and its dead-letter queue (`dead`), as the
+   * broker reported at the last poll (every {@link QUEUE_DEPTH_POLL_MS}); absent before the first.
+   */
+  queueDepth: { events?: QueueDepth; dead?: QueueDepth };
 }
+
+/** A queue's depth as the broker reported it. */
+export interface QueueDepth {
+  queue: string;
+  messages: number;
+}
+
+/** How often the consumer asks the broker for its queues' depths. */
+export const QUEUE_DEPTH_POLL_MS = 1000;
 
 /**
  * Consumes a consumer group's queue with manual acks and bounded concurrency, and its dead-letter
@@ -114,6 +128,7 @@ interface Session {
   /** Aborted when the channel closes: retries of its deliveries stop (the broker redelivers). */
   lost: AbortController;
   consumerTags: string[];
+  depthTimer?: NodeJS.Timeout;
 }
 
 interface Delivery {
@@ -136,6 +151,7 @@ class AmqpBatchConsumer implements BatchConsumer {
     inFlight: 0,
     reconnects: 0,
     connected: false,
+    queueDepth: {},
   };
   /** The caller's options object, kept as is so `handle` is called with its `this`. */
   private readonly input: BatchConsumerOptions;
@@ -221,10 +237,30 @@ class AmqpBatchConsumer implements BatchConsumer {
     const dead = await channel.consume(deadLetterQueue, (m) => this.onDeadLetter(session, m));
     session.consumerTags.push(main.consumerTag, dead.consumerTag);
     this.session = session;
+    session.depthTimer = setInterval(
+      () => void this.pollDepth(session, deadLetterQueue),
+      QUEUE_DEPTH_POLL_MS,
+    ).unref();
+  }
+
+  /** Reads both queues' depths (a passive declare each); a failure waits for the next poll. */
+  private async pollDepth(session: Session, deadLetterQueue: string): Promise<void> {
+    try {
+      const events = await session.channel.checkQueue(this.queue);
+      const dead = await session.channel.checkQueue(deadLetterQueue);
+      this.stats.queueDepth = {
+        events: { queue: this.queue, messages: events.messageCount },
+        dead: { queue: deadLetterQueue, messages: dead.messageCount },
+      };
+    } catch (error) {
+      // The channel is closing (its close handler renews it); the depth stays as last read.
+      this.log.debug({ err: error }, 'queue depth poll failed');
+    }
   }
 
   private onSessionClose(session: Session): void {
     session.open = false;
+    clearInterval(session.depthTimer);
     session.lost.abort();
     // The channel gave its unacked deliveries back to the queue; forget the waiting ones.
     for (let i = this.waiting.length - 1; i >= 0; i--) {

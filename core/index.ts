@@ -151,3 +151,23 @@ export type {
 } from './topology.ts';
 export { fetchPrevCloses, parsePrevCloses } from './prev-close.ts';
 export type { PrevCloseOptions, PrevCloses } from './prev-close.ts';
+export {
+  DURATION_BUCKETS_SECONDS,
+  METER_NAME,
+  createDurationHistogram,
+  openbellMeter,
+} from './instruments.ts';
+export { observeListener } from './pipeline-metrics.ts';
+export type { ListenerParts } from './pipeline-metrics.ts';
+export { parseTelemetryEnv, startTelemetry } from './telemetry.ts';
+export type { Telemetry, TelemetryOptions } from './telemetry.ts';
+export {
+  TRACE_HEADERS,
+  contextFromHeaders,
+  createLinkRing,
+  openbellTracer,
+  traceHeaders,
+} from './tracing.ts';
+export type { LinkRing } from './tracing.ts';
+export { registerScrapeTarget } from './scrape-target.ts';
+export type { ScrapeTarget } from './scrape-target.ts';

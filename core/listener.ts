@@ -1,9 +1,11 @@
+import { SpanKind, SpanStatusCode, type Span } from '@opentelemetry/api';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { encodeBatch } from './batch.ts';
 import type { EventType, MarketEvent } from './events.ts';
 import type { BatchPublisher } from './publisher.ts';
 import { EVENTS_HEADER } from './topology.ts';
+import { openbellTracer, traceHeaders } from './tracing.ts';
 
 /** Options of {@link createListener}. */
 export interface ListenerOptions {
@@ -68,6 +70,9 @@ interface SealedBatch {
   count: number;
   batch?: OpenBatch;
   body?: Buffer;
+  /** Its publish span and message headers, made on its first publish attempt. */
+  span?: Span;
+  headers?: Record<string, unknown>;
 }
 
 /** Creates a listener publishing through `publisher` (which the caller starts and closes). */
@@ -93,6 +98,7 @@ export function createListener(options: ListenerOptions): Listener {
   let draining: Promise<void> | undefined;
   let closed = false;
   let lastDropLogMs = 0;
+  const tracer = openbellTracer();
 
   const seal = (type: EventType, batch: OpenBatch): void => {
     open.delete(type);
@@ -116,8 +122,25 @@ export function createListener(options: ListenerOptions): Listener {
     }
   };
 
+  /**
+   * One span per batch, from the receive of its first event to its hand-over to the broker; its
+   * context travels in the message headers to the analyzers.
+   */
+  const startPublishSpan = (sealed: SealedBatch): Record<string, unknown> => {
+    const span = tracer.startSpan('openbell.batch publish', {
+      kind: SpanKind.PRODUCER,
+      ...(sealed.batch === undefined ? {} : { startTime: sealed.batch.receivedAtMs }),
+      attributes: { 'openbell.event.type': sealed.type, 'openbell.batch.events': sealed.count },
+    });
+    if (!span.isRecording()) return { [EVENTS_HEADER]: sealed.count };
+    sealed.span = span;
+    return { [EVENTS_HEADER]: sealed.count, ...traceHeaders(span.spanContext()) };
+  };
+
   const dropOldest = (): void => {
     const oldest = ready[readyHead]!;
+    oldest.span?.setStatus({ code: SpanStatusCode.ERROR, message: 'dropped: buffer full' });
+    oldest.span?.end();
     advance();
     stats.bufferedEvents -= oldest.count;
     stats.droppedEvents += oldest.count;
@@ -147,9 +170,9 @@ export function createListener(options: ListenerOptions): Listener {
         receivedAtMs: next.batch!.receivedAtMs,
         events: next.batch!.events,
       });
-      if (!publisher.tryPublish(next.type, next.body, { [EVENTS_HEADER]: next.count })) {
-        return false;
-      }
+      next.headers ??= startPublishSpan(next);
+      if (!publisher.tryPublish(next.type, next.body, next.headers)) return false;
+      next.span?.end();
       advance();
       stats.bufferedEvents -= next.count;
       stats.batches++;
@@ -223,6 +246,7 @@ export function createListener(options: ListenerOptions): Listener {
           'listener closed with events still buffered',
         );
         stats.bufferedEvents = 0;
+        for (let n = readyHead; n < ready.length; n++) ready[n]!.span?.end();
         ready.length = 0;
         readyHead = 0;
       }

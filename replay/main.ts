@@ -15,6 +15,7 @@ import {
   type ConnectionFlags,
 } from '../cli/options.ts';
 import { createRootLogger } from '../cli/run-service.ts';
+import { startProcessTelemetry, telemetryOptions, type TelemetryFlags } from '../cli/telemetry.ts';
 import { formatInfo, recordingInfo } from './info.ts';
 import { exportJsonl, importJsonl } from './jsonl.ts';
 import { recordFromExchange, recordFromWebSocket } from './recorder.ts';
@@ -320,8 +321,10 @@ export function replayCommand(): Command {
         .default(DEFAULT_ENCODE_WORKERS),
     );
   for (const option of connectionOptions()) command.addOption(option);
+  for (const option of telemetryOptions(true)) command.addOption(option);
   command.action(async (file: string, flags: ReplayFlags) => {
     const log = createRootLogger('openbell-replay');
+    const telemetry = await startProcessTelemetry('replay', flags, log);
     const recording = await openRecording(file);
     const abort = new AbortController();
     const stop = (): void => abort.abort();
@@ -360,12 +363,13 @@ export function replayCommand(): Command {
       process.stdout.write(`${JSON.stringify(summary)}\n`);
     } finally {
       await recording.close();
+      await telemetry.close();
     }
   });
   return command;
 }
 
-interface ReplayFlags extends ConnectionFlags {
+interface ReplayFlags extends ConnectionFlags, Partial<TelemetryFlags> {
   speed?: string;
   rate?: string;
   from?: string;

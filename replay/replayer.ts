@@ -1,8 +1,11 @@
+import type { BatchObservableResult } from '@opentelemetry/api';
 import * as hdr from 'hdr-histogram-js';
 import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
 import {
   ConfigError,
+  createDurationHistogram,
   newYorkTimeToMs,
+  openbellMeter,
   tradingDateOf,
   type FrameRange,
   type RecordedFrame,
@@ -129,6 +132,12 @@ export function replay(options: ReplayOptions): Replay {
     numberOfSignificantValueDigits: 3,
   });
   const start = performance.now();
+  const stopMetrics = observeReplay(stats, pace.kind === 'speed' ? pace.factor : 0);
+  const lateSeconds = createDurationHistogram(
+    openbellMeter(),
+    'openbell_replay_lateness_seconds',
+    'Actual minus intended send time, per frame',
+  );
 
   const intendedOf = (frame: RecordedFrame, passStartMs: number, passFirstUs: number): number =>
     pace.kind === 'speed'
@@ -157,10 +166,12 @@ export function replay(options: ReplayOptions): Replay {
           }
           const now = performance.now() - start;
           stats.behindMs = Math.max(0, now - intended);
-          if (pace.kind !== 'max')
+          if (pace.kind !== 'max') {
             late.recordValue(
               Math.min(3_600_000_000, Math.max(1, Math.round(stats.behindMs * 1000))),
             );
+            lateSeconds.record(stats.behindMs / 1000);
+          }
           options.send(frame);
           stats.frames++;
           stats.events += frame.events;
@@ -180,6 +191,7 @@ export function replay(options: ReplayOptions): Replay {
 
   const finish = (): ReplayStats => {
     stats.elapsedMs = performance.now() - start;
+    stopMetrics();
     return stats;
   };
 
@@ -211,4 +223,38 @@ export function eventsInRange(recording: Recording, range: FrameRange = {}): num
     return entry === undefined ? recording.totals.events : entry.event;
   };
   return Math.max(0, ordinal(range.toUs, recording.totals.events) - ordinal(range.fromUs, 0));
+}
+
+/** The replay's progress as observable instruments (docs/METRICS.md), until it finishes. */
+function observeReplay(stats: Readonly<ReplayStats>, speed: number): () => void {
+  const meter = openbellMeter();
+  const m = {
+    frames: meter.createObservableCounter('openbell_replay_frames_sent', {
+      description: 'Frames sent',
+    }),
+    events: meter.createObservableCounter('openbell_replay_events_sent', {
+      description: 'Events in the frames sent',
+    }),
+    elapsed: meter.createObservableGauge('openbell_replay_elapsed_seconds', {
+      description: 'Wall time since the replay started',
+      unit: 's',
+    }),
+    intended: meter.createObservableGauge('openbell_replay_intended_elapsed_seconds', {
+      description: 'The time the schedule intended for the last frame sent',
+      unit: 's',
+    }),
+    speed: meter.createObservableGauge('openbell_replay_speed', {
+      description: 'The target speed (0: max or a fixed rate)',
+    }),
+  };
+  const instruments = Object.values(m);
+  const collect = (o: BatchObservableResult): void => {
+    o.observe(m.frames, stats.frames);
+    o.observe(m.events, stats.events);
+    o.observe(m.elapsed, stats.elapsedMs / 1000);
+    o.observe(m.intended, stats.intendedMs / 1000);
+    o.observe(m.speed, speed);
+  };
+  meter.addBatchObservableCallback(collect, instruments);
+  return () => meter.removeBatchObservableCallback(collect, instruments);
 }

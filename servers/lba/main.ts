@@ -18,9 +18,15 @@ import {
 } from '../../cli/options.ts';
 import { createHttpApp, listen } from '../../cli/http.ts';
 import { createRootLogger, runService } from '../../cli/run-service.ts';
+import {
+  startProcessTelemetry,
+  telemetryOptions,
+  type TelemetryFlags,
+} from '../../cli/telemetry.ts';
 
 type LbaFlags = ConnectionFlags &
-  AnalyzerFlags & { httpHost: string; httpPort?: number; injectDelayMs: number };
+  AnalyzerFlags &
+  Partial<TelemetryFlags> & { httpHost: string; httpPort?: number; injectDelayMs: number };
 
 /** `openbell lba`: a headless analyzer; run as many as needed against the same RabbitMQ and Redis. */
 export function lbaCommand(): Command {
@@ -37,7 +43,7 @@ export function lbaCommand(): Command {
     .addOption(
       new Option(
         '--http-port <port>',
-        'serve /healthz, /readyz and /health (JSON) on this port (0: any free port; none when absent)',
+        'serve /healthz, /readyz, /health (JSON) and /metrics on this port (0: any free port; none when absent)',
       )
         .env('LBA_HTTP_PORT')
         .argParser(integer),
@@ -51,8 +57,10 @@ export function lbaCommand(): Command {
         .argParser(integer)
         .default(0),
     );
+  for (const option of telemetryOptions(true)) command.addOption(option);
   command.action(async (flags: LbaFlags) => {
     const log = createRootLogger('openbell-lba');
+    const telemetry = await startProcessTelemetry('lba', flags, log);
     const connection = parseConnectionFlags(flags);
     const transport = parseTransportOptions({
       queueTtlMs: flags.queueTtlMs,
@@ -90,9 +98,11 @@ export function lbaCommand(): Command {
                 memory: process.memoryUsage(),
                 analyzer: analyzer.health(),
               }),
+              metrics: telemetry.telemetry.metricsHandler,
             });
             server = await listen(app, flags.httpHost, flags.httpPort);
             log.info({ address: server.address() }, 'http listening');
+            if (flags.metricsPort === undefined) await telemetry.register(server);
           }
           await redis.connect();
           await analyzer.start();
@@ -103,6 +113,7 @@ export function lbaCommand(): Command {
           await analyzer.close();
           redis.disconnect();
           server?.close();
+          await telemetry.close();
         },
       },
       log,

@@ -12,13 +12,15 @@ import {
   createNames,
   createRateMeter,
   declareAnalyzerQueue,
+  observeListener,
+  openbellMeter,
   redactUrl,
   type Analyzer,
   type BoardOptions,
   type ConnectionOptions,
   type TransportOptions,
 } from '../../core/index.ts';
-import { createHttpApp, listen } from '../../cli/http.ts';
+import { createHttpApp, listen, type HealthSource } from '../../cli/http.ts';
 import { createFeed, type Feed } from './feed.ts';
 import type { FeedConfig } from './feed-options.ts';
 import { servePage } from './page.ts';
@@ -38,6 +40,8 @@ export interface MdpOptions {
   /** Serve the trader page and feed (`/`, `/ws`); off when absent. */
   feed?: FeedConfig | undefined;
   log: Logger;
+  /** Serves `/metrics` (the process's telemetry); none when absent. */
+  metrics?: HealthSource['metrics'];
   /** Called once when the feed cannot go on (e.g. Massive refused the API key). */
   onFatal?(error: Error): void;
 }
@@ -49,6 +53,8 @@ export interface Mdp {
   health(): Record<string, unknown>;
   /** The HTTP port actually bound (after start). */
   readonly port: number;
+  /** The HTTP server (after start). */
+  readonly server: Server | undefined;
 }
 
 /** Wires the mdp from its options; nothing connects before `start()`. */
@@ -117,6 +123,7 @@ export function createMdp(options: MdpOptions): Mdp {
   let server: Server | undefined;
   let sampler: NodeJS.Timeout | undefined;
   let cancelPrevCloses: (() => void) | undefined;
+  let unobserve: (() => void) | undefined;
   let closing = false;
   let started: Promise<void> | undefined;
   let closed: Promise<void> | undefined;
@@ -149,7 +156,8 @@ export function createMdp(options: MdpOptions): Mdp {
   return {
     start: () =>
       (started ??= (async () => {
-        const app = createHttpApp({ ready, health });
+        unobserve = observeListener(openbellMeter(), { client, listener, publisher, decodeCounts });
+        const app = createHttpApp({ ready, health, metrics: options.metrics });
         if (feed !== undefined) servePage(app);
         server = await listen(app, options.http.host, options.http.port);
         // A close() that arrives while starting wins: each step below checks it.
@@ -189,6 +197,7 @@ export function createMdp(options: MdpOptions): Mdp {
         await analyzer?.close();
         await feed?.close();
         if (sampler !== undefined) clearInterval(sampler);
+        unobserve?.();
         redis.disconnect();
         await new Promise<void>((resolve) =>
           server === undefined ? resolve() : server.close(() => resolve()),
@@ -197,6 +206,9 @@ export function createMdp(options: MdpOptions): Mdp {
     health,
     get port() {
       return server === undefined ? 0 : (server.address() as AddressInfo).port;
+    },
+    get server() {
+      return server;
     },
   };
 }

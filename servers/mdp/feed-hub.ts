@@ -1,3 +1,4 @@
+import { INVALID_SPAN_CONTEXT, trace } from '@opentelemetry/api';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -8,6 +9,8 @@ import {
   type BoardRow,
   type BoardUpdate,
   type FeedChannel,
+  contextFromHeaders,
+  type LinkRing,
   type Names,
 } from '../../core/index.ts';
 
@@ -38,6 +41,8 @@ export interface FeedHubOptions {
   subscriber: Redis;
   names: Names;
   log: Logger;
+  /** Collects the trace context of traced board updates, for the tick that sends them. */
+  traces?: LinkRing;
 }
 
 /** The feed's view of Redis: the newest boards (from pub/sub) and the subscribed symbols. */
@@ -91,6 +96,13 @@ export function createFeedHub<S>(options: FeedHubOptions): FeedHub<S> {
       return;
     }
     stats.boardMessages++;
+    if (update.traceparent !== undefined) {
+      const carried = contextFromHeaders({
+        traceparent: update.traceparent,
+        tracestate: update.tracestate,
+      });
+      options.traces?.add(trace.getSpanContext(carried) ?? INVALID_SPAN_CONTEXT);
+    }
     if (update.date !== date) return;
     const known = latest.get(update.board);
     if (known === undefined || update.version >= known.version) {
@@ -287,6 +299,8 @@ const updateSchema = z.object({
   version: z.number(),
   publishedAtMs: z.number(),
   rows: z.array(rowSchema),
+  traceparent: z.string().max(256).optional(),
+  tracestate: z.string().max(512).optional(),
 });
 
 function parseUpdate(message: string): BoardUpdate | undefined {

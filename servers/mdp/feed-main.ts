@@ -4,11 +4,16 @@ import type { Logger } from 'pino';
 import { DEFAULTS, parseConnectionOptions } from '../../core/index.ts';
 import { connectionOptions, integer } from '../../cli/options.ts';
 import { createRootLogger, runService } from '../../cli/run-service.ts';
+import {
+  startProcessTelemetry,
+  telemetryOptions,
+  type TelemetryFlags,
+} from '../../cli/telemetry.ts';
 import { feedOptions, parseFeedFlags, type FeedFlags } from './feed-options.ts';
 import { assertFeedAuth } from './feed.ts';
 import { createFeedServer } from './feed-server.ts';
 
-interface FeedCommandFlags extends FeedFlags {
+interface FeedCommandFlags extends FeedFlags, Partial<TelemetryFlags> {
   redisUrl: string;
   namespace: string;
   host: string;
@@ -51,6 +56,7 @@ export function feedCommand(): Command {
         .default(1),
     );
   for (const option of feedOptions()) command.addOption(option);
+  for (const option of telemetryOptions(true)) command.addOption(option);
   command.action(async (flags: FeedCommandFlags) => {
     const log = createRootLogger('openbell-feed');
     if (flags.processes < 1) throw new Error('feed: --processes must be at least 1');
@@ -65,14 +71,37 @@ export function feedCommand(): Command {
       redisUrl: flags.redisUrl,
       namespace: flags.namespace,
     });
+    // Processes sharing a port would answer a scrape in turn: each gets its own metrics port.
+    const clustered = flags.processes > 1;
+    const telemetry = await startProcessTelemetry(
+      'feed',
+      clustered
+        ? { ...flags, metricsPort: flags.metricsPort === undefined ? undefined : 0 }
+        : flags,
+      log,
+    );
     const server = createFeedServer({
       connection,
       feed,
       top: flags.top,
       http: { host: flags.host, port: flags.port },
       log,
+      ...(clustered ? {} : { metrics: telemetry.telemetry.metricsHandler }),
     });
-    await runService(server, log);
+    await runService(
+      {
+        start: async () => {
+          await server.start();
+          if (!clustered && flags.metricsPort === undefined)
+            await telemetry.register(server.server);
+        },
+        close: async () => {
+          await server.close();
+          await telemetry.close();
+        },
+      },
+      log,
+    );
   });
   return command;
 }

@@ -2,7 +2,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { createNames, type ConnectionOptions } from '../../core/index.ts';
-import { createHttpApp, listen } from '../../cli/http.ts';
+import { createHttpApp, listen, type HealthSource } from '../../cli/http.ts';
 import { createFeed } from './feed.ts';
 import type { FeedConfig } from './feed-options.ts';
 import { servePage } from './page.ts';
@@ -15,6 +15,8 @@ export interface FeedServerOptions {
   top: number;
   http: { host: string; port: number };
   log: Logger;
+  /** Serves `/metrics` (the process's telemetry); none when absent. */
+  metrics?: HealthSource['metrics'];
 }
 
 /**
@@ -46,7 +48,7 @@ export function createFeedServer(options: FeedServerOptions) {
   return {
     start: () =>
       (started ??= (async () => {
-        const app = createHttpApp({ ready: () => ready, health });
+        const app = createHttpApp({ ready: () => ready, health, metrics: options.metrics });
         servePage(app);
         server = await listen(app, options.http.host, options.http.port);
         await feed.start();
@@ -69,6 +71,9 @@ export function createFeedServer(options: FeedServerOptions) {
     health,
     get port(): number {
       return server === undefined ? 0 : (server.address() as AddressInfo).port;
+    },
+    get server(): Server | undefined {
+      return server;
     },
   };
 }

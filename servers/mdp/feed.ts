@@ -1,3 +1,4 @@
+import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { Redis } from 'ioredis';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -19,7 +20,12 @@ import {
   type FeedErrorCode,
   type FeedLimits,
   type Names,
+  createDurationHistogram,
+  createLinkRing,
+  openbellMeter,
+  openbellTracer,
 } from '../../core/index.ts';
+import { observeFeed } from './feed-metrics.ts';
 import { encodeUpdateParts, frameUpdates, type UpdateParts } from './feed-fanout.ts';
 import { createFeedHub, type FeedGroup, type FeedHub } from './feed-hub.ts';
 
@@ -127,7 +133,15 @@ export function createFeed(options: FeedOptions): Feed {
   const subscriber = new Redis(options.redisUrl, { lazyConnect: true });
   for (const connection of [redis, subscriber])
     connection.on('error', (error: Error) => log.debug({ err: error.message }, 'feed redis'));
-  const hub = createFeedHub<Sub>({ redis, subscriber, names, log });
+  const traces = createLinkRing();
+  const hub = createFeedHub<Sub>({ redis, subscriber, names, log, traces });
+  const tickSeconds = createDurationHistogram(
+    openbellMeter(),
+    'openbell_feed_tick_duration_seconds',
+    'One fan-out tick: Redis reads, diffs, writes',
+  );
+  const tracer = openbellTracer();
+  let unobserve: (() => void) | undefined;
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: limits.maxMessageBytes,
@@ -519,14 +533,31 @@ export function createFeed(options: FeedOptions): Feed {
 
   const tick = async (): Promise<void> => {
     const begun = performance.now();
+    // A tick that sends traced board updates continues the newest publication's trace.
+    const links = traces.take();
+    const span =
+      links.length === 0
+        ? undefined
+        : tracer.startSpan(
+            'openbell.feed tick',
+            {
+              kind: SpanKind.PRODUCER,
+              links,
+              attributes: { 'openbell.feed.clients': clients.size },
+            },
+            trace.setSpanContext(context.active(), links.at(-1)!.context),
+          );
     try {
       deliver(await hub.tick());
       stats.ticks++;
     } catch (err) {
       stats.tickErrors++;
+      span?.setStatus({ code: SpanStatusCode.ERROR, message: String(err) });
       log.warn({ err }, 'feed tick failed');
     }
+    span?.end();
     stats.lastTickMs = performance.now() - begun;
+    tickSeconds.record(stats.lastTickMs / 1000);
     if (closed === undefined) {
       tickTimer = setTimeout(() => void tick(), Math.max(0, limits.cadenceMs - stats.lastTickMs));
     }
@@ -546,7 +577,7 @@ export function createFeed(options: FeedOptions): Feed {
     }
   };
 
-  return {
+  const feed: Feed = {
     attach(server) {
       server.on('upgrade', onUpgrade);
     },
@@ -554,6 +585,7 @@ export function createFeed(options: FeedOptions): Feed {
       return (started ??= (async () => {
         await Promise.all([redis.connect(), subscriber.connect()]);
         await hub.start();
+        unobserve = observeFeed(openbellMeter(), () => feed.stats());
         tickTimer = setTimeout(() => void tick(), limits.cadenceMs);
         heartbeatTimer = setInterval(heartbeat, limits.heartbeatMs);
         heartbeatTimer.unref();
@@ -577,6 +609,7 @@ export function createFeed(options: FeedOptions): Feed {
         await hub.close().catch(() => undefined);
         redis.disconnect();
         subscriber.disconnect();
+        unobserve?.();
       })());
     },
     stats: () => ({
@@ -586,6 +619,7 @@ export function createFeed(options: FeedOptions): Feed {
       hub: { ...hub.stats },
     }),
   };
+  return feed;
 }
 
 /** Throws ConfigError unless the feed has a usable secret or is explicitly insecure. */

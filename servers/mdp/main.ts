@@ -10,11 +10,16 @@ import {
   type ConnectionFlags,
 } from '../../cli/options.ts';
 import { createRootLogger, runService } from '../../cli/run-service.ts';
+import {
+  startProcessTelemetry,
+  telemetryOptions,
+  type TelemetryFlags,
+} from '../../cli/telemetry.ts';
 import { createMdp } from './app.ts';
 import { feedOptions, parseFeedFlags, type FeedFlags } from './feed-options.ts';
 import type { PrevCloseSource } from './prev-close.ts';
 
-interface MdpFlags extends ConnectionFlags, AnalyzerFlags, FeedFlags {
+interface MdpFlags extends ConnectionFlags, AnalyzerFlags, FeedFlags, Partial<TelemetryFlags> {
   feed: boolean;
   massiveWsUrl: string;
   massiveApiKey?: string;
@@ -119,6 +124,7 @@ export function mdpCommand(): Command {
       new Option('--no-feed', 'do not serve the trader page and feed (/, /ws)').env('MDP_NO_FEED'),
     );
   for (const option of feedOptions()) command.addOption(option);
+  for (const option of telemetryOptions(false)) command.addOption(option);
   command.action(async (flags: MdpFlags) => {
     const log = createRootLogger('openbell-mdp');
     if (flags.massiveApiKey === undefined || flags.massiveApiKey === '') {
@@ -135,6 +141,7 @@ export function mdpCommand(): Command {
         : flags.prevCloseFetch
           ? { kind: 'rest', apiKey, baseUrl: flags.massiveRestUrl }
           : { kind: 'none' };
+    const telemetry = await startProcessTelemetry('mdp', flags, log);
     const mdp = createMdp({
       massive: {
         url: flags.massiveWsUrl,
@@ -160,13 +167,26 @@ export function mdpCommand(): Command {
       prevCloses,
       feed: flags.feed ? parseFeedFlags(flags) : undefined,
       log,
+      metrics: telemetry.telemetry.metricsHandler,
       // A refused API key will not fix itself: stop, and say why, with a failing exit status.
       onFatal: (error) => {
         process.stderr.write(`openbell mdp: ${error.message}\n`);
         void mdp.close().finally(() => process.exit(1));
       },
     });
-    await runService(mdp, log);
+    await runService(
+      {
+        start: async () => {
+          await mdp.start();
+          await telemetry.register(mdp.server);
+        },
+        close: async () => {
+          await mdp.close();
+          await telemetry.close();
+        },
+      },
+      log,
+    );
   });
   return command;
 }

@@ -1,0 +1,107 @@
+import { Option } from 'commander';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import {
+  parseTelemetryEnv,
+  redactUrl,
+  registerScrapeTarget,
+  startTelemetry,
+  type Telemetry,
+} from '../core/index.ts';
+import { integer } from './options.ts';
+
+/** Flags of {@link telemetryOptions}. */
+export interface TelemetryFlags {
+  metricsHost: string;
+  metricsPort?: number;
+  prometheusTargets?: string;
+  instance?: string;
+}
+
+/**
+ * `--metrics-host/--metrics-port` (a metrics-only port: lba, replay, exporter), and
+ * `--prometheus-targets <dir>`: register the process as a file_sd target there while it runs.
+ */
+export function telemetryOptions(withPort: boolean): Option[] {
+  const port = [
+    new Option('--metrics-host <host>', 'bind address of /metrics')
+      .env('OPENBELL_METRICS_HOST')
+      .default('127.0.0.1'),
+    new Option('--metrics-port <port>', 'serve /metrics on this port (0: any free port)')
+      .env('OPENBELL_METRICS_PORT')
+      .argParser(integer),
+  ];
+  return [
+    ...(withPort ? port : []),
+    new Option(
+      '--prometheus-targets <dir>',
+      "register this process as a Prometheus file_sd target in <dir> (the services' Prometheus reads .services/prometheus/targets)",
+    ).env('OPENBELL_PROMETHEUS_TARGETS'),
+    new Option('--instance <name>', 'the instance label of its metrics (default: host:pid)').env(
+      'OTEL_SERVICE_INSTANCE_ID',
+    ),
+  ];
+}
+
+/** A process's telemetry as its main runs it: start, expose, register, and stop. */
+export interface ProcessTelemetry {
+  readonly telemetry: Telemetry;
+  /** Registers the process's `/metrics` server (when `--prometheus-targets` is set). */
+  register(server: Pick<Server, 'address'> | undefined): Promise<void>;
+  /** Unregisters, flushes spans and stops the SDK. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the OpenTelemetry SDK for `service` (`mdp`, `lba`, …), honouring the standard `OTEL_*`
+ * variables, and serves a metrics-only port when `--metrics-port` is given.
+ */
+export async function startProcessTelemetry(
+  service: string,
+  flags: Partial<TelemetryFlags>,
+  log: Logger,
+): Promise<ProcessTelemetry & { metricsServer?: Server }> {
+  const instance = flags.instance ?? `${hostname()}:${process.pid}`;
+  const telemetry = startTelemetry({
+    ...parseTelemetryEnv(`openbell-${service}`, process.env),
+    instanceId: instance,
+  });
+  if (telemetry.tracing) {
+    const endpoint =
+      process.env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'] ??
+      process.env['OTEL_EXPORTER_OTLP_ENDPOINT'] ??
+      '';
+    log.info({ endpoint: redactUrl(endpoint) }, 'exporting traces over OTLP');
+  }
+  let unregister: (() => Promise<void>) | undefined;
+  const register = async (server: Pick<Server, 'address'> | undefined): Promise<void> => {
+    if (flags.prometheusTargets === undefined || server === undefined) return;
+    const { address, port } = server.address() as AddressInfo;
+    const host = address === '0.0.0.0' || address === '::' ? '127.0.0.1' : address;
+    unregister = await registerScrapeTarget(flags.prometheusTargets, `${service}-${process.pid}`, {
+      address: `${host}:${port}`,
+      labels: { service, instance },
+    });
+  };
+  let metricsServer: Server | undefined;
+  if (flags.metricsPort !== undefined) {
+    metricsServer = await telemetry.serveMetrics(
+      flags.metricsHost ?? '127.0.0.1',
+      flags.metricsPort,
+    );
+    log.info({ address: metricsServer.address() }, 'metrics listening');
+    await register(metricsServer);
+  }
+  return {
+    telemetry,
+    register,
+    ...(metricsServer === undefined ? {} : { metricsServer }),
+    close: async () => {
+      await unregister?.().catch(() => undefined);
+      metricsServer?.close();
+      await telemetry.shutdown();
+    },
+  };
+}

@@ -1,0 +1,31 @@
+import { metrics, type Histogram, type Meter } from '@opentelemetry/api';
+
+/** Duration histogram buckets in seconds: 100 µs to 30 s (docs/METRICS.md). */
+export const DURATION_BUCKETS_SECONDS: readonly number[] = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+  30,
+];
+
+/** The instrumentation scope every openbell component records under. */
+export const METER_NAME = 'openbell';
+
+/**
+ * The meter components create their instruments from. A no-op until a process starts its
+ * telemetry (core/telemetry.ts), so library code and tests pay nothing.
+ */
+export function openbellMeter(): Meter {
+  return metrics.getMeter(METER_NAME);
+}
+
+/** A `_seconds` histogram with openbell's buckets. */
+export function createDurationHistogram(
+  meter: Meter,
+  name: string,
+  description: string,
+): Histogram {
+  return meter.createHistogram(name, {
+    description,
+    unit: 's',
+    advice: { explicitBucketBoundaries: [...DURATION_BUCKETS_SECONDS] },
+  });
+}

@@ -1,0 +1,66 @@
+import {
+  context,
+  propagation,
+  trace,
+  type Context,
+  type Link,
+  type SpanContext,
+  type Tracer,
+} from '@opentelemetry/api';
+
+/** The tracer every openbell component starts its spans from (a no-op until telemetry starts). */
+export function openbellTracer(): Tracer {
+  return trace.getTracer('openbell');
+}
+
+/** W3C trace-context fields (`traceparent`, `tracestate`) of `spanContext`, for a message. */
+export function traceHeaders(spanContext: SpanContext): Record<string, string> {
+  const carrier: Record<string, string> = {};
+  if (!trace.isSpanContextValid(spanContext)) return carrier;
+  propagation.inject(trace.setSpanContext(context.active(), spanContext), carrier);
+  return carrier;
+}
+
+/** The context carried by a message's `traceparent`/`tracestate` fields (the root when none). */
+export function contextFromHeaders(
+  headers: Readonly<Record<string, unknown>> | undefined,
+): Context {
+  if (headers === undefined || typeof headers['traceparent'] !== 'string') return context.active();
+  const carrier = { traceparent: headers['traceparent'], tracestate: headers['tracestate'] };
+  return propagation.extract(context.active(), carrier, {
+    get: (c, key) => {
+      const value = c[key as keyof typeof c];
+      return typeof value === 'string' ? value : undefined;
+    },
+    keys: (c) => Object.keys(c),
+  });
+}
+
+/** Names of the trace-context fields a replay strips from recorded messages. */
+export const TRACE_HEADERS: readonly string[] = ['traceparent', 'tracestate'];
+
+/**
+ * The sampled span contexts seen since the last {@link LinkRing.take}, at most `max` (the newest
+ * kept): a conflated step (a board publication, a feed tick) links to the work it carries.
+ */
+export interface LinkRing {
+  add(spanContext: SpanContext): void;
+  take(): Link[];
+}
+
+/** Creates a {@link LinkRing}. */
+export function createLinkRing(max = 16): LinkRing {
+  let links: Link[] = [];
+  return {
+    add(spanContext) {
+      if (!trace.isSpanContextValid(spanContext) || (spanContext.traceFlags & 1) === 0) return;
+      links.push({ context: spanContext });
+      if (links.length > max) links = links.slice(-max);
+    },
+    take() {
+      const taken = links;
+      links = [];
+      return taken;
+    },
+  };
+}
