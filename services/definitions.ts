@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { findExecutable } from './processes.ts';
 import type { ProbeResult } from './probe.ts';
@@ -193,6 +193,15 @@ const PROMETHEUS: ServiceDefinition = {
     mkdirSync(join(dir, 'targets'), { recursive: true });
     const config = join(dir, 'prometheus.yml');
     copyFileSync(join(projectDir, 'grafana', 'prometheus.yml'), config);
+    // The config's rule_files (rules/*.rules.yml) resolve beside the copy, as in compose's mount;
+    // a fresh copy each start, so a rule file deleted from the repo stops being loaded.
+    const rules = join(dir, 'rules');
+    rmSync(rules, { recursive: true, force: true });
+    mkdirSync(rules, { recursive: true });
+    const source = join(projectDir, 'grafana', 'rules');
+    for (const file of readdirSync(source).filter((name) => name.endsWith('.rules.yml'))) {
+      copyFileSync(join(source, file), join(rules, file));
+    }
     return {
       command: binary,
       args: [

@@ -1,11 +1,11 @@
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ServiceError } from '../core/index.ts';
-import { basicAuth, managementUrlFor, type ServiceDefinition } from './definitions.ts';
+import { basicAuth, managementUrlFor, SERVICES, type ServiceDefinition } from './definitions.ts';
 import { ensureServices, stateDir, stopServices } from './ensure.ts';
 import { findExecutable, isOurProcess, spawnDetached } from './processes.ts';
 import { versionAtLeast } from './probe.ts';
@@ -64,6 +64,30 @@ describe('service helpers', () => {
     };
     writeState(dir, state);
     expect(readState(dir)).toEqual(state);
+  });
+});
+
+describe('the Prometheus start plan', () => {
+  const promtool = findExecutable(['promtool', '/usr/bin/promtool']);
+
+  it('copies the config with its rule files, replacing stale ones', () => {
+    const dir = tempProject();
+    const prometheus = SERVICES.find((service) => service.name === 'prometheus')!;
+    prometheus.plan('prometheus', dir, process.cwd());
+    writeFileSync(join(dir, 'rules', 'removed.rules.yml'), 'groups: []\n');
+    const plan = prometheus.plan('prometheus', dir, process.cwd());
+    expect(plan.args).toContain(`--config.file=${join(dir, 'prometheus.yml')}`);
+    expect(readdirSync(join(dir, 'rules')).sort()).toEqual([
+      'alerts.rules.yml',
+      'recording.rules.yml',
+    ]);
+    expect(existsSync(join(dir, 'targets'))).toBe(true);
+    if (promtool === undefined) return;
+    const check = spawnSync(promtool, ['check', 'config', join(dir, 'prometheus.yml')], {
+      encoding: 'utf8',
+    });
+    expect(check.stdout + check.stderr).toContain('SUCCESS: 2 rule files found');
+    expect(check.status).toBe(0);
   });
 });
 
