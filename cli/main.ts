@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { servicesCommand } from '../services/main.ts';
+import { exporterCommand } from '../exporter/main.ts';
 import { lbaCommand } from '../servers/lba/main.ts';
 import { feedCommand } from '../servers/mdp/feed-main.ts';
 import { mdpCommand } from '../servers/mdp/main.ts';
@@ -27,6 +28,7 @@ const program = new Command('openbell')
   .addCommand(replayCommand())
   .addCommand(labCommand())
   .addCommand(swarmCommand())
+  .addCommand(exporterCommand())
   .addCommand(servicesCommand());
 
 try {
