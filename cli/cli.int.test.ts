@@ -40,6 +40,7 @@ describe('openbell CLI', () => {
       'replay',
       'lab',
       'swarm',
+      'exporter',
       'services',
       'help',
     ]);

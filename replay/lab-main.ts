@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseConnectionOptions } from '../core/index.ts';
@@ -9,8 +10,10 @@ import {
   type BoardWindowFlags,
 } from '../cli/options.ts';
 import { createRootLogger } from '../cli/run-service.ts';
+import { startProcessTelemetry } from '../cli/telemetry.ts';
 import { ensureServices } from '../services/ensure.ts';
 import { runLab } from './lab.ts';
+import { findPrometheus } from './lab-prometheus.ts';
 import { formatSummaryTable } from './report.ts';
 import { ensureMarketOpen } from './scenario.ts';
 
@@ -28,6 +31,7 @@ interface LabFlags extends BoardWindowFlags {
   compare?: string;
   pocDelayMs: number;
   traders: number;
+  prometheus?: boolean | string;
 }
 
 /** `openbell lab`: services, mdp, N lba, a replay through the real listener, checks and a report. */
@@ -82,10 +86,30 @@ export function labCommand(): Command {
       .argParser(integer)
       .default(100),
   );
+  command
+    .addOption(
+      new Option(
+        '--prometheus [binary]',
+        'scrape the run with a Prometheus of its own (data in <out>/<run-id>/prometheus); default: when one is on PATH',
+      ).env('OPENBELL_LAB_PROMETHEUS'),
+    )
+    .addOption(new Option('--no-prometheus', 'run without a Prometheus'));
   for (const option of boardWindowOptions()) command.addOption(option);
   command.action(async (flags: LabFlags) => {
     const log = createRootLogger('openbell-lab');
     if (flags.lba < 1) throw new Error('lab: --lba must be at least 1');
+    const prometheus =
+      flags.prometheus === false
+        ? undefined
+        : findPrometheus(typeof flags.prometheus === 'string' ? flags.prometheus : undefined);
+    if (flags.prometheus !== undefined && flags.prometheus !== false && prometheus === undefined)
+      throw new Error('lab: --prometheus: no prometheus binary found (apt install prometheus)');
+    // The lab replays in this process: its /metrics is the replayer's.
+    const telemetry =
+      prometheus === undefined
+        ? undefined
+        : await startProcessTelemetry('replay', { metricsPort: 0, instance: 'replayer' }, log);
+    const metricsAddress = telemetry?.metricsServer?.address() as AddressInfo | undefined;
     const { urls } = await ensureServices({
       projectDir: PROJECT,
       env: process.env,
@@ -111,7 +135,15 @@ export function labCommand(): Command {
       compare: flags.compare === 'poc' ? 'poc' : undefined,
       pocDelayMs: flags.pocDelayMs,
       traders: flags.traders,
-    });
+      withPrometheus:
+        prometheus === undefined
+          ? undefined
+          : {
+              binary: prometheus,
+              replayMetrics:
+                metricsAddress === undefined ? undefined : `127.0.0.1:${metricsAddress.port}`,
+            },
+    }).finally(() => telemetry?.close());
     process.stdout.write(`${formatSummaryTable(report)}\nreport: ${join(outDir, 'report.html')}\n`);
     if (!report.passed) process.exitCode = 1;
   });

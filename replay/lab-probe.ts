@@ -1,5 +1,6 @@
 import * as hdr from 'hdr-histogram-js';
 import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 
 /** The parts of an analyzer's `/health` the lab reads. */
 export interface AnalyzerHealth {
@@ -81,4 +82,16 @@ export function createLagWindows(): {
             max: all.maxValue,
           },
   };
+}
+
+/** A TCP port free on loopback right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
 }

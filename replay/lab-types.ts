@@ -60,6 +60,10 @@ export interface LabRun {
   /** `default` or the compared topology (`poc`). */
   label: string;
   topology: 'default' | 'poc';
+  /** The `run` label of this run's series in Prometheus (`openbell check --run`). */
+  runLabel: string;
+  /** Wall-clock span of the run (epoch ms): the window `openbell check` evaluates. */
+  window: { startMs: number; endMs: number };
   samples: LabSample[];
   checks: LabCheck[];
   totals: {
@@ -106,4 +110,9 @@ export interface LabReport {
   openMs: number;
   runs: LabRun[];
   passed: boolean;
+  /**
+   * The run's Prometheus data, relative to the report's directory (`prometheus/`: its config,
+   * rules and TSDB), when the lab ran with one; `openbell check` starts a Prometheus on it again.
+   */
+  prometheusDir?: string;
 }

@@ -3,7 +3,6 @@ import { Redis } from 'ioredis';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
@@ -13,6 +12,7 @@ import {
   createNames,
   decodeFrame,
   deleteTopology,
+  registerScrapeTarget,
   newYorkTimeToMs,
   openRecording,
   tradingDateOf,
@@ -22,9 +22,10 @@ import {
   type MarketEvent,
   type Recording,
 } from '../core/index.ts';
-import { createLagWindows, getJson, rssMiB, type AnalyzerHealth } from './lab-probe.ts';
+import { createLagWindows, freePort, getJson, rssMiB, type AnalyzerHealth } from './lab-probe.ts';
 import { judgeFeed, startTraders, type LabTraders } from './lab-traders.ts';
 import type { LabCheck, LabFeedTotals, LabReport, LabRun, LabSample } from './lab-types.ts';
+import { startRunPrometheus, waitForTargets, type RunPrometheus } from './lab-prometheus.ts';
 import { rangeOf } from './replayer.ts';
 import { serveReplay } from './serve.ts';
 
@@ -52,6 +53,18 @@ export interface LabOptions {
   pocDelayMs?: number;
   /** Traders connected to the mdp's feed for the run (the swarm driver); 0 for none. @default 0 */
   traders?: number;
+  /**
+   * A Prometheus scraping the run (replay/lab-prometheus.ts): every process is registered as a
+   * target labelled with the run, and `replayMetrics` is the lab's own `/metrics` (the replayer).
+   */
+  prometheus?: { server: RunPrometheus; replayMetrics?: string | undefined } | undefined;
+  /**
+   * Run a Prometheus for the lab (this binary) with its data in `<outDir>/prometheus`, and
+   * register the lab's own `/metrics` at `replayMetrics` (`host:port`) with it.
+   */
+  withPrometheus?: { binary: string; replayMetrics?: string | undefined } | undefined;
+  /** Called with the finished report while the lab's Prometheus still runs (`lab --check`). */
+  whilePrometheus?(report: LabReport, prometheusUrl: string): Promise<void>;
 }
 
 /** Which pipeline a run exercises. */
@@ -99,6 +112,17 @@ export async function runLabRun(
     LOG_LEVEL: 'warn',
   };
   const roles: Role[] = [];
+  // The `run` label of the run's series: what `openbell check --run` selects.
+  const runLabel =
+    variant.topology === 'default' ? options.runId : `${options.runId}-${variant.topology}`;
+  const unregister: (() => Promise<void>)[] = [];
+  const scrape = async (service: string, instance: string, address: string): Promise<void> => {
+    const prometheus = options.prometheus?.server;
+    if (prometheus === undefined) return;
+    const labels = { service, instance, run: runLabel };
+    const name = `${runKey}-${variant.topology}-${instance}`;
+    unregister.push(await registerScrapeTarget(prometheus.targetsDir, name, { address, labels }));
+  };
   const died = new AbortController();
   let stopping = false;
   const spawnRole = async (
@@ -121,10 +145,13 @@ export async function runLabRun(
       if (!stopping) died.abort(new Error(`${name} exited (${role.exit}) during the run`));
     });
     roles.push(role);
+    await scrape(name === 'mdp' ? 'mdp' : 'lba', name, `127.0.0.1:${port}`);
     return role;
   };
 
   for (let i = 1; i <= options.lba; i++) await spawnRole(`lba-${i}`, ['lba'], {});
+  const replayMetrics = options.prometheus?.replayMetrics;
+  if (replayMetrics !== undefined) await scrape('replay', 'replayer', replayMetrics);
   const samples: LabSample[] = [];
   const lag = createLagWindows();
   const started = Date.now();
@@ -226,6 +253,14 @@ export async function runLabRun(
           });
         },
       },
+      beforeStart: async () => {
+        const prometheus = options.prometheus?.server;
+        if (prometheus === undefined) return;
+        // Every process scraped once before the clock starts: the run's first seconds count.
+        const expected = unregister.length;
+        if (!(await waitForTargets(prometheus.url, runLabel, expected)))
+          log.warn({ expected, run: runLabel }, 'prometheus does not scrape every process yet');
+      },
       onStart: (run) => {
         replayStats = run.stats;
         sampler = setInterval(() => void sample(), 1000);
@@ -251,12 +286,16 @@ export async function runLabRun(
     }
   } finally {
     feed = await traders?.stop();
+    // The run's last values must reach Prometheus before its processes go.
+    if (options.prometheus !== undefined) await new Promise((resolve) => setTimeout(resolve, 2500));
     stopping = true;
     clearInterval(sampler);
     await sample();
     for (const role of roles) role.child.kill('SIGTERM');
     await Promise.all(roles.map((r) => exited(r)));
+    await Promise.all(unregister.map((remove) => remove()));
   }
+  const window = { startMs: started, endMs: Date.now() };
 
   const live = await store.readBoards(date, board.top, { freshMomentum: true });
   const oracle = computeBoards(await eventsOf(recording, range), date, prevCloses, board);
@@ -285,6 +324,8 @@ export async function runLabRun(
   return {
     label: variant.topology,
     topology: variant.topology,
+    runLabel,
+    window,
     samples,
     checks,
     totals,
@@ -363,9 +404,17 @@ function judge(
 }
 
 /** Runs the lab and writes `summary.json` and `report.html` under `<outDir>`. */
-export async function runLab(options: LabOptions): Promise<LabReport> {
-  await mkdir(options.outDir, { recursive: true });
-  const recording = await openRecording(options.recordingPath);
+export async function runLab(input: LabOptions): Promise<LabReport> {
+  await mkdir(input.outDir, { recursive: true });
+  const recording = await openRecording(input.recordingPath);
+  const server =
+    input.withPrometheus === undefined
+      ? undefined
+      : await startRunPrometheus(join(input.outDir, PROMETHEUS_DIR), input.withPrometheus.binary);
+  const options: LabOptions =
+    server === undefined
+      ? input
+      : { ...input, prometheus: { server, replayMetrics: input.withPrometheus?.replayMetrics } };
   try {
     const runs = [await runLabRun(options, recording)];
     if (options.compare === 'poc')
@@ -398,15 +447,21 @@ export async function runLab(options: LabOptions): Promise<LabReport> {
       runs,
       // The poc run is expected to fail its checks: the verdict is the default pipeline's.
       passed: runs[0]!.checks.every((c) => c.passed),
+      ...(server === undefined ? {} : { prometheusDir: PROMETHEUS_DIR }),
     };
     await writeFile(join(options.outDir, 'summary.json'), `${JSON.stringify(report, null, 2)}\n`);
     const { renderReport } = await import('./report.ts');
     await writeFile(join(options.outDir, 'report.html'), await renderReport(report));
+    if (server !== undefined) await options.whilePrometheus?.(report, server.url);
     return report;
   } finally {
+    await server?.close();
     await recording.close();
   }
 }
+
+/** Where a run's Prometheus data goes, under its report directory. */
+export const PROMETHEUS_DIR = 'prometheus';
 
 function labDate(recording: Recording): string {
   const date = recording.meta.date;
@@ -460,17 +515,6 @@ async function cleanup(redis: Redis, amqpUrl: string, namespace: string): Promis
 function exited(role: Role): Promise<void> {
   if (role.exit !== undefined) return Promise.resolve();
   return new Promise((resolve) => role.child.once('exit', () => resolve()));
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 const round1 = (n: number): number => Math.round(n * 10) / 10;

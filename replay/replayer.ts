@@ -1,4 +1,4 @@
-import type { BatchObservableResult } from '@opentelemetry/api';
+import type { BatchObservableResult, Meter } from '@opentelemetry/api';
 import * as hdr from 'hdr-histogram-js';
 import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -132,7 +132,7 @@ export function replay(options: ReplayOptions): Replay {
     numberOfSignificantValueDigits: 3,
   });
   const start = performance.now();
-  const stopMetrics = observeReplay(stats, pace.kind === 'speed' ? pace.factor : 0);
+  observeReplay(stats, pace.kind === 'speed' ? pace.factor : 0);
   const lateSeconds = createDurationHistogram(
     openbellMeter(),
     'openbell_replay_lateness_seconds',
@@ -191,7 +191,6 @@ export function replay(options: ReplayOptions): Replay {
 
   const finish = (): ReplayStats => {
     stats.elapsedMs = performance.now() - start;
-    stopMetrics();
     return stats;
   };
 
@@ -225,9 +224,20 @@ export function eventsInRange(recording: Recording, range: FrameRange = {}): num
   return Math.max(0, ordinal(range.toUs, recording.totals.events) - ordinal(range.fromUs, 0));
 }
 
-/** The replay's progress as observable instruments (docs/METRICS.md), until it finishes. */
-function observeReplay(stats: Readonly<ReplayStats>, speed: number): () => void {
+/** The replay whose progress the process reports: the latest one, kept after it ends. */
+let reported: { stats: Readonly<ReplayStats>; speed: number } | undefined;
+let observedMeter: Meter | undefined;
+
+/**
+ * Reports the replay's progress as observable instruments (docs/METRICS.md). One set per process:
+ * a new replay takes them over (its counters start again from zero, which `rate` handles), and
+ * the last values stay readable after the replay ends, for the final scrape.
+ */
+function observeReplay(stats: Readonly<ReplayStats>, speed: number): void {
+  reported = { stats, speed };
   const meter = openbellMeter();
+  if (observedMeter === meter) return;
+  observedMeter = meter;
   const m = {
     frames: meter.createObservableCounter('openbell_replay_frames_sent', {
       description: 'Frames sent',
@@ -247,14 +257,12 @@ function observeReplay(stats: Readonly<ReplayStats>, speed: number): () => void 
       description: 'The target speed (0: max or a fixed rate)',
     }),
   };
-  const instruments = Object.values(m);
-  const collect = (o: BatchObservableResult): void => {
-    o.observe(m.frames, stats.frames);
-    o.observe(m.events, stats.events);
-    o.observe(m.elapsed, stats.elapsedMs / 1000);
-    o.observe(m.intended, stats.intendedMs / 1000);
-    o.observe(m.speed, speed);
-  };
-  meter.addBatchObservableCallback(collect, instruments);
-  return () => meter.removeBatchObservableCallback(collect, instruments);
+  meter.addBatchObservableCallback((o: BatchObservableResult) => {
+    if (reported === undefined) return;
+    o.observe(m.frames, reported.stats.frames);
+    o.observe(m.events, reported.stats.events);
+    o.observe(m.elapsed, reported.stats.elapsedMs / 1000);
+    o.observe(m.intended, reported.stats.intendedMs / 1000);
+    o.observe(m.speed, reported.speed);
+  }, Object.values(m));
 }

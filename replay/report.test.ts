@@ -47,6 +47,8 @@ function run(label: 'default' | 'poc', checks: LabCheck[]): LabRun {
   return {
     label,
     topology: label,
+    runLabel: poc ? 'r1-poc' : 'r1',
+    window: { startMs: 1_000, endMs: 61_000 },
     samples: samples(poc),
     checks,
     totals: {

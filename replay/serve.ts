@@ -45,6 +45,8 @@ export interface ServeReplayOptions {
   };
   /** Called when the clock starts, with the running replay (e.g. to sample it). */
   onStart?(run: Replay): void;
+  /** Awaited once the destination is ready, before the replay's clock starts. */
+  beforeStart?(): Promise<void>;
 }
 
 /** What a replay did: counts, rates, and timing against its schedule. */
@@ -116,6 +118,7 @@ export async function serveReplay(options: ServeReplayOptions): Promise<ReplaySu
     throw new Error('replay: no destination (a server or the broker)');
   }
 
+  await options.beforeStart?.();
   log.info({ pace: formatPace(pace), events: total, ...range }, 'replay starting');
   const run = replay({
     recording,
