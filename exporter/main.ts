@@ -1,10 +1,11 @@
 import { Command, Option } from 'commander';
 import { integer } from '../cli/options.ts';
 import { createRootLogger, runService } from '../cli/run-service.ts';
+import { startProcessTelemetry, telemetryOptions, type TelemetryFlags } from '../cli/telemetry.ts';
 import { loadExporterConfig } from './config.ts';
 import { createExporter } from './server.ts';
 
-interface ExporterFlags {
+interface ExporterFlags extends Partial<TelemetryFlags> {
   config: string;
   host: string;
   port: number;
@@ -50,10 +51,12 @@ export function exporterCommand(): Command {
         .argParser(integer)
         .default(16 * 1024 * 1024),
     );
+  for (const option of telemetryOptions(false)) command.addOption(option);
   command.action(async (flags: ExporterFlags) => {
     // Throws with the validation message before any logger or socket exists.
     const { config, baseDir } = loadExporterConfig(flags.config);
     const log = createRootLogger('openbell-exporter');
+    const telemetry = await startProcessTelemetry('exporter', flags, log);
     const exporter = createExporter({
       config,
       baseDir,
@@ -62,8 +65,21 @@ export function exporterCommand(): Command {
       log,
       timeoutMs: flags.timeoutMs,
       maxBodyBytes: flags.maxBodyBytes,
+      metricsHandler: (req, res) => telemetry.telemetry.metricsHandler(req, res),
     });
-    await runService({ start: () => exporter.start(), close: () => exporter.close() }, log);
+    await runService(
+      {
+        start: async () => {
+          await exporter.start();
+          await telemetry.register(exporter.server);
+        },
+        close: async () => {
+          await exporter.close();
+          await telemetry.close();
+        },
+      },
+      log,
+    );
   });
   return command;
 }

@@ -3,7 +3,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { listen } from '../cli/http.ts';
-import { redactUrl } from '../core/index.ts';
+import { openbellMeter, redactUrl } from '../core/index.ts';
 import type { ExporterConfig } from './config.ts';
 import { EXPOSITION_CONTENT_TYPE, formatExposition } from './exposition.ts';
 import { compileModule } from './plan.ts';
@@ -35,6 +35,8 @@ export interface Exporter {
   close(): Promise<void>;
   /** The port actually bound (after start). */
   readonly port: number;
+  /** The HTTP server (after start). */
+  readonly server: Server | undefined;
   readonly app: Express;
 }
 
@@ -91,6 +93,9 @@ export function createExporter(options: ExporterOptions): Exporter {
     get port() {
       return server === undefined ? 0 : (server.address() as AddressInfo).port;
     },
+    get server() {
+      return server;
+    },
   };
 }
 
@@ -103,6 +108,10 @@ function probeHandler(
   probes: Map<string, number>,
 ): RequestHandler {
   const report = createReporter(options.log);
+  // The same count in the process's OpenTelemetry metrics, when its telemetry serves /metrics.
+  const probeCounter = openbellMeter().createCounter('openbell_exporter_probes', {
+    description: 'Probes answered, by module and result',
+  });
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   return async (req, res) => {
     const moduleName = queryParam(req, 'module') ?? 'default';
@@ -120,8 +129,10 @@ function probeHandler(
     const configuredMs = module.timeoutMs ?? options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const timeoutMs = probeTimeoutMs(req, configuredMs);
     const result = await runProbe(module, target, { timeoutMs, maxBodyBytes });
-    const counted = `${moduleName}\u0000${result.success ? 'success' : 'failure'}`;
+    const outcome = result.success ? 'success' : 'failure';
+    const counted = `${moduleName}\u0000${outcome}`;
     probes.set(counted, (probes.get(counted) ?? 0) + 1);
+    probeCounter.add(1, { module: moduleName, result: outcome });
     report(moduleName, target, result);
     res.status(200).type(EXPOSITION_CONTENT_TYPE).send(result.text);
   };
