@@ -7,7 +7,7 @@ import { ensureServices } from '../services/ensure.ts';
 import { benchDecode } from './decode.ts';
 import { benchFeed } from './feed.ts';
 import type { Measurement } from './measure.ts';
-import { benchPipeline } from './pipeline.ts';
+import { benchPipeline, benchTracing } from './pipeline.ts';
 import { benchReplay } from './replay.ts';
 
 /** A goal from an issue, checked against a measured figure. */
@@ -57,6 +57,15 @@ const services = async () => {
   });
   return urls;
 };
+const pipelineOptions = async () => {
+  const { redisUrl, amqpUrl, rabbitmqManagementUrl } = await services();
+  if (redisUrl === undefined || amqpUrl === undefined || rabbitmqManagementUrl === undefined)
+    throw new Error('bench: services missing');
+  return {
+    urls: { redisUrl, amqpUrl, rabbitmqManagementUrl },
+    ...(events === undefined ? {} : { events }),
+  };
+};
 const suites: Record<string, () => Measurement[] | Promise<Measurement[]>> = {
   decode: () => benchDecode(events === undefined ? {} : { events }),
   replay: async () => {
@@ -64,15 +73,9 @@ const suites: Record<string, () => Measurement[] | Promise<Measurement[]>> = {
     if (amqpUrl === undefined) throw new Error('bench: RabbitMQ missing');
     return benchReplay({ amqpUrl });
   },
-  pipeline: async () => {
-    const { redisUrl, amqpUrl, rabbitmqManagementUrl } = await services();
-    if (redisUrl === undefined || amqpUrl === undefined || rabbitmqManagementUrl === undefined)
-      throw new Error('bench: services missing');
-    return benchPipeline({
-      urls: { redisUrl, amqpUrl, rabbitmqManagementUrl },
-      ...(events === undefined ? {} : { events }),
-    });
-  },
+  pipeline: async () => benchPipeline(await pipelineOptions()),
+  // Not in the default set: six end-to-end runs (`--only tracing`).
+  tracing: async () => benchTracing(await pipelineOptions()),
   feed: async () => {
     const { redisUrl } = await services();
     if (redisUrl === undefined) throw new Error('bench: Redis missing');
@@ -85,7 +88,7 @@ const suites: Record<string, () => Measurement[] | Promise<Measurement[]>> = {
     });
   },
 };
-const selected = values.only ?? Object.keys(suites);
+const selected = values.only ?? Object.keys(suites).filter((name) => name !== 'tracing');
 for (const name of selected) {
   if (!(name in suites))
     throw new Error(

@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
@@ -192,11 +194,14 @@ async function endToEnd(
   frames: string[],
   events: number,
   applicable: number,
+  extraEnv: Record<string, string> = {},
+  name = 'pipeline.end-to-end',
 ): Promise<Measurement> {
   const box = await sandbox(urls);
   const server = await createMassiveServer({ apiKey: 'bench' });
   const env = {
     ...process.env,
+    ...extraEnv,
     AMQP_URL: box.amqpUrl,
     REDIS_URL: box.redisUrl,
     OPENBELL_NAMESPACE: box.namespace,
@@ -248,7 +253,7 @@ async function endToEnd(
     const seconds = (performance.now() - start) / 1000;
     if (applied < applicable)
       throw new Error(`pipeline bench: ${applied} of ${applicable} events applied in 300 s`);
-    return result('pipeline.end-to-end', events, seconds, {
+    return result(name, events, seconds, {
       applied,
       frames: frames.length,
       note: 'Massive-protocol WS → mdp listener → RabbitMQ → 1 lba → Redis',
@@ -275,4 +280,84 @@ async function waitForConsumer(managementUrl: string, vhost: string): Promise<vo
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error('pipeline bench: the lba did not start consuming within 30 s');
+}
+
+/** An OTLP/HTTP receiver that accepts and counts export requests, as a collector would. */
+async function startSpanSink(): Promise<{
+  url: string;
+  requests(): number;
+  close(): Promise<void>;
+}> {
+  let requests = 0;
+  const server = createServer((request, response) => {
+    request.resume();
+    request.on('end', () => {
+      requests++;
+      response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests: () => requests,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+/**
+ * The cost of tracing at full speed: the end-to-end pipeline with every batch traced (spans
+ * exported over OTLP to a local receiver) against the same run untraced, alternating, `runs`
+ * times each; the median of each and the overhead between them.
+ */
+export async function benchTracing(
+  options: PipelineBenchOptions & { runs?: number },
+): Promise<Measurement[]> {
+  const count = options.events ?? 600_000;
+  const frames = toFrames(sampleWireEvents(count, 5), 6);
+  const applicable = frames
+    .flatMap((f) => decodeFrame(f).events)
+    .filter((e) => e.ev === 'T' || e.ev === 'A').length;
+  const sink = await startSpanSink();
+  const off: Measurement[] = [];
+  const on: Measurement[] = [];
+  try {
+    for (let run = 0; run < (options.runs ?? 5); run++) {
+      off.push(await endToEnd(options.urls, frames, count, applicable));
+      on.push(
+        await endToEnd(
+          options.urls,
+          frames,
+          count,
+          applicable,
+          { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_TRACES_SAMPLER_ARG: '1' },
+          'pipeline.end-to-end.traced',
+        ),
+      );
+    }
+  } finally {
+    await sink.close();
+  }
+  // Each figure is its median run; `perSecond` is the best run, as elsewhere in the benches.
+  const medianRun = (ms: Measurement[]): Measurement =>
+    [...ms].sort((a, b) => a.perSecond - b.perSecond)[Math.floor(ms.length / 2)]!;
+  const median = (ms: Measurement[]): number => medianRun(ms).perSecond;
+  const summary = (name: string, ms: Measurement[], extra: Record<string, unknown>) => ({
+    ...medianRun(ms),
+    name,
+    runs: ms.length,
+    perSecond: Math.max(...ms.map((m) => m.perSecond)),
+    medianPerSecond: median(ms),
+    allPerSecond: ms.map((m) => m.perSecond),
+    ...extra,
+  });
+  const overheadPct = Math.round((1 - median(on) / median(off)) * 1000) / 10;
+  return [
+    summary('tracing.off', off, { note: 'end to end, metrics on, no spans exported' }),
+    summary('tracing.on', on, {
+      note: 'end to end, every batch traced (sampling 1.0), spans exported over OTLP/HTTP',
+      exportRequests: sink.requests(),
+      overheadPct,
+    }),
+  ];
 }
