@@ -39,6 +39,7 @@ describe('openbell CLI', () => {
       'record',
       'replay',
       'lab',
+      'check',
       'swarm',
       'exporter',
       'services',

@@ -8,6 +8,7 @@ import { feedCommand } from '../servers/mdp/feed-main.ts';
 import { mdpCommand } from '../servers/mdp/main.ts';
 import { swarmCommand } from '../loadtest/swarm-main.ts';
 import { labCommand } from '../replay/lab-main.ts';
+import { checkCommand } from '../replay/check-main.ts';
 import { recordCommand, replayCommand, synthCommand } from '../replay/main.ts';
 import { boardsCommand } from './boards.ts';
 import { tokenCommand } from './token.ts';
@@ -27,6 +28,7 @@ const program = new Command('openbell')
   .addCommand(recordCommand())
   .addCommand(replayCommand())
   .addCommand(labCommand())
+  .addCommand(checkCommand())
   .addCommand(swarmCommand())
   .addCommand(exporterCommand())
   .addCommand(servicesCommand());

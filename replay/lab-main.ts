@@ -12,8 +12,12 @@ import {
 import { createRootLogger } from '../cli/run-service.ts';
 import { startProcessTelemetry } from '../cli/telemetry.ts';
 import { ensureServices } from '../services/ensure.ts';
+import { checkLabRun } from './check-main.ts';
+import { formatCheckTable } from './check-format.ts';
+import type { CheckReport } from './check.ts';
 import { runLab } from './lab.ts';
 import { findPrometheus } from './lab-prometheus.ts';
+import type { LabReport } from './lab-types.ts';
 import { formatSummaryTable } from './report.ts';
 import { ensureMarketOpen } from './scenario.ts';
 
@@ -32,6 +36,7 @@ interface LabFlags extends BoardWindowFlags {
   pocDelayMs: number;
   traders: number;
   prometheus?: boolean | string;
+  check?: boolean;
 }
 
 /** `openbell lab`: services, mdp, N lba, a replay through the real listener, checks and a report. */
@@ -93,7 +98,13 @@ export function labCommand(): Command {
         'scrape the run with a Prometheus of its own (data in <out>/<run-id>/prometheus); default: when one is on PATH',
       ).env('OPENBELL_LAB_PROMETHEUS'),
     )
-    .addOption(new Option('--no-prometheus', 'run without a Prometheus'));
+    .addOption(new Option('--no-prometheus', 'run without a Prometheus'))
+    .addOption(
+      new Option(
+        '--check',
+        "also judge the run by the dashboards' openbellCheck thresholds on its Prometheus (openbell check): table after the summary, check.json, exit status 1 on a regression",
+      ).env('OPENBELL_LAB_CHECK'),
+    );
   for (const option of boardWindowOptions()) command.addOption(option);
   command.action(async (flags: LabFlags) => {
     const log = createRootLogger('openbell-lab');
@@ -104,6 +115,12 @@ export function labCommand(): Command {
         : findPrometheus(typeof flags.prometheus === 'string' ? flags.prometheus : undefined);
     if (flags.prometheus !== undefined && flags.prometheus !== false && prometheus === undefined)
       throw new Error('lab: --prometheus: no prometheus binary found (apt install prometheus)');
+    if (flags.check === true && prometheus === undefined)
+      throw new Error(
+        flags.prometheus === false
+          ? 'lab: --check evaluates the run on its Prometheus: drop --no-prometheus'
+          : 'lab: --check needs a Prometheus: none on PATH (apt install prometheus, or --prometheus <binary>)',
+      );
     // The lab replays in this process: its /metrics is the replayer's.
     const telemetry =
       prometheus === undefined
@@ -120,6 +137,19 @@ export function labCommand(): Command {
     const recordingPath = flags.recording ?? (await ensureMarketOpen());
     const runId = flags.runId ?? new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
     const outDir = join(flags.out, runId);
+    // The check runs while the lab's Prometheus is up; its table follows the lab's summary.
+    let checked: CheckReport | undefined;
+    let checkError: string | undefined;
+    const whilePrometheus =
+      flags.check === true
+        ? async (lab: LabReport, prometheusUrl: string): Promise<void> => {
+            try {
+              checked = await checkLabRun({ report: lab, dir: outDir, prometheusUrl });
+            } catch (error) {
+              checkError = error instanceof Error ? error.message : String(error);
+            }
+          }
+        : undefined;
     const report = await runLab({
       recordingPath,
       speed: flags.speed,
@@ -143,9 +173,16 @@ export function labCommand(): Command {
               replayMetrics:
                 metricsAddress === undefined ? undefined : `127.0.0.1:${metricsAddress.port}`,
             },
+      whilePrometheus,
     }).finally(() => telemetry?.close());
     process.stdout.write(`${formatSummaryTable(report)}\nreport: ${join(outDir, 'report.html')}\n`);
     if (!report.passed) process.exitCode = 1;
+    if (checked !== undefined)
+      process.stdout.write(
+        `\n${formatCheckTable(checked)}\ncheck.json: ${join(outDir, 'check.json')}\n`,
+      );
+    if (flags.check === true && checked?.passed !== true) process.exitCode = 1;
+    if (checkError !== undefined) process.stderr.write(`openbell: lab --check: ${checkError}\n`);
   });
   return command;
 }
