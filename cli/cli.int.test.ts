@@ -45,6 +45,9 @@ describe('openbell CLI', () => {
       'services',
       'help',
     ]);
+    const lab = openbell(['lab', '--help']).stdout;
+    for (const flag of ['--compare <topology>', '--poc-delay-ms <ms>', '--check', '--prometheus'])
+      expect(lab).toContain(flag);
     const up = openbell(['services', 'up', '--help']);
     expect(up.stdout).toContain('--only <names>');
     expect(up.stdout.replace(/\s+/g, ' ')).toContain('(env: OPENBELL_SERVICES)');

@@ -94,6 +94,21 @@ export function labCommand(): Command {
   command
     .addOption(
       new Option(
+        '--compare <topology>',
+        'also run the stampede on purpose and chart both: poc slows every analyzer per batch',
+      )
+        .choices(['poc'])
+        .env('OPENBELL_LAB_COMPARE'),
+    )
+    .addOption(
+      new Option('--poc-delay-ms <ms>', "the poc run's hold on every batch, one after another")
+        .env('OPENBELL_LAB_POC_DELAY_MS')
+        .argParser(integer)
+        .default(100),
+    );
+  command
+    .addOption(
+      new Option(
         '--prometheus [binary]',
         'scrape the run with a Prometheus of its own (data in <out>/<run-id>/prometheus); default: when one is on PATH',
       ).env('OPENBELL_LAB_PROMETHEUS'),
