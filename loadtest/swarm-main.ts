@@ -278,7 +278,7 @@ async function runUntilSignal(options: SwarmOptions): Promise<SwarmResult> {
       onProgress: (p) => {
         if (!tty) return;
         process.stderr.write(
-          `\r\x1b[K swarm ${p.phase} ${(p.elapsedMs / 1000).toFixed(0)} s | subscribed ${p.subscribed}/${options.clients} | failed ${p.connectFailures} | open ${p.open} | updates ${p.updates} | disconnects ${p.disconnects}`,
+          `\r\x1b[K swarm ${p.phase} ${(p.elapsedMs / 1000).toFixed(0)} s | subscribed ${p.subscribed}/${options.clients} | failed ${p.connectFailures} | open ${p.open} | updates ${p.updates} | p99 ${p.recentLatencyP99Ms ?? '–'} ms | disconnects ${p.disconnects}`,
         );
       },
     });

@@ -93,10 +93,14 @@ export function createSwarmShards(
     },
     progress() {
       const total = { subscribed: 0, connectFailures: 0, open: 0, updates: 0, disconnects: 0 };
-      for (const m of members)
-        for (const key of Object.keys(total) as (keyof SwarmShardProgress)[])
+      let recentLatencyP99Ms: number | null = null;
+      for (const m of members) {
+        for (const key of Object.keys(total) as (keyof typeof total)[])
           total[key] += m.progress[key];
-      return total;
+        const p99 = m.progress.recentLatencyP99Ms;
+        if (p99 !== null) recentLatencyP99Ms = Math.max(recentLatencyP99Ms ?? 0, p99);
+      }
+      return { ...total, recentLatencyP99Ms };
     },
     async terminate() {
       signal?.removeEventListener('abort', onAbort);
@@ -136,7 +140,14 @@ function startMember(
   let failed!: (error: Error) => void;
   const member: Member = {
     worker,
-    progress: { subscribed: 0, connectFailures: 0, open: 0, updates: 0, disconnects: 0 },
+    progress: {
+      subscribed: 0,
+      connectFailures: 0,
+      open: 0,
+      updates: 0,
+      disconnects: 0,
+      recentLatencyP99Ms: null,
+    },
     connected: new Promise<void>((resolve) => (connected = resolve)),
     part: new Promise<SwarmPart>((resolve, reject) => {
       delivered = resolve;

@@ -37,6 +37,11 @@ export interface SwarmShardProgress {
   open: number;
   updates: number;
   disconnects: number;
+  /**
+   * Delivery latency p99 (ms) of the updates measured since the last progress, null without
+   * any; across shards, the worst shard's.
+   */
+  recentLatencyP99Ms: number | null;
 }
 
 /** What one shard measured; the shards' parts add up to the swarm's result. */
@@ -156,6 +161,7 @@ export function createSwarmShard(config: SwarmShardConfig, signal?: AbortSignal)
       open: state.open,
       updates: state.tally.messages.update,
       disconnects: state.disconnects.total,
+      recentLatencyP99Ms: state.tally.takeRecent().p99,
     }),
   };
 }

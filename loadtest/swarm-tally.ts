@@ -55,6 +55,8 @@ export interface SwarmTally {
   readonly window: { updates: number; snapshots: number };
   /** Delivery latency of updates while measuring, µs. */
   readonly latency: hdr.Histogram;
+  /** The same since the last {@link SwarmTally.takeRecent}: a progress line's interval. */
+  takeRecent(): LatencySummary;
   /** Latencies below zero (clocks disagreeing), recorded as 0. */
   readonly negativeLatencies: number;
 }
@@ -167,6 +169,7 @@ export function createSwarmTally(channels: readonly string[] = []): SwarmTally {
   const updatesByChannel: Record<string, number> = {};
   const window = { updates: 0, snapshots: 0 };
   const latency = createLatencyHistogram();
+  const recent = createLatencyHistogram();
   let negativeLatencies = 0;
 
   const checkSeq = (client: TallyClient, channel: string, seq: number): void => {
@@ -185,7 +188,9 @@ export function createSwarmTally(channels: readonly string[] = []): SwarmTally {
       negativeLatencies++;
       us = 0;
     }
-    latency.recordValue(us > MAX_LATENCY_US ? MAX_LATENCY_US : us);
+    const value = us > MAX_LATENCY_US ? MAX_LATENCY_US : us;
+    latency.recordValue(value);
+    recent.recordValue(value);
   };
 
   const update = (client: TallyClient, channel: string, seq: number, ts: unknown, at: number) => {
@@ -256,6 +261,11 @@ export function createSwarmTally(channels: readonly string[] = []): SwarmTally {
     errors,
     window,
     latency,
+    takeRecent() {
+      const summary = summarizeLatency(recent);
+      recent.reset();
+      return summary;
+    },
     get negativeLatencies() {
       return negativeLatencies;
     },

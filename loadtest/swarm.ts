@@ -76,6 +76,8 @@ export interface SwarmProgress {
   open: number;
   updates: number;
   disconnects: number;
+  /** Delivery latency p99 (ms) since the last progress while measuring; null without updates. */
+  recentLatencyP99Ms: number | null;
 }
 
 /** What a swarm measured: plain JSON. */

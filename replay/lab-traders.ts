@@ -4,6 +4,8 @@ import type { LabCheck, LabFeedTotals } from './lab-types.ts';
 
 /** Trader load running against the mdp's feed for the length of a lab run. */
 export interface LabTraders {
+  /** Delivery latency p99 (ms) over the last second, null without updates. */
+  readonly recentLatencyP99Ms: number | null;
   /** Ends the load and resolves with what the traders saw. */
   stop(): Promise<LabFeedTotals>;
 }
@@ -16,6 +18,7 @@ export interface LabTraders {
 export function startTraders(url: string, clients: number): LabTraders {
   const stop = new AbortController();
   const channels = BOARD_NAMES.map((board) => `board:${board}`);
+  let recentLatencyP99Ms: number | null = null;
   const run = runSwarm({
     url,
     clients,
@@ -25,8 +28,12 @@ export function startTraders(url: string, clients: number): LabTraders {
     rampMs: Math.min(5000, clients),
     warmupMs: 0,
     signal: stop.signal,
+    onProgress: (progress) => (recentLatencyP99Ms = progress.recentLatencyP99Ms),
   });
   return {
+    get recentLatencyP99Ms() {
+      return recentLatencyP99Ms;
+    },
     async stop() {
       stop.abort();
       const result = await run;

@@ -24,6 +24,8 @@ export interface LabSample {
   listenerDrops: number;
   expired: number;
   maxLengthDrops: number;
+  /** The traders' delivery latency p99 over the last second, ms; null without traders or updates. */
+  feedLatencyP99Ms: number | null;
   /** Resident memory per process, MiB, keyed by process name (`mdp`, `lba-1`, `replayer`, …). */
   rssMiB: Record<string, number>;
 }

@@ -221,6 +221,7 @@ export async function runLabRun(
       listenerDrops: cumulative.drops,
       expired: cumulative.expired,
       maxLengthDrops: cumulative.maxlen,
+      feedLatencyP99Ms: traders?.recentLatencyP99Ms ?? null,
       rssMiB: rss,
     });
     last = { at: now, sent: replayStats.events, applied: cumulative.applied, byType };

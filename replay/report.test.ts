@@ -37,6 +37,7 @@ function samples(poc: boolean): LabSample[] {
       listenerDrops: 0,
       expired: poc ? afterOpen * 150 : 0,
       maxLengthDrops: 0,
+      feedLatencyP99Ms: poc || i < 3 ? null : 5 + (i % 4),
       rssMiB: { mdp: 80 + i, 'lba-1': 70 + i / 2, replayer: 60 },
     };
   });
@@ -177,16 +178,19 @@ describe('renderReport', () => {
     expect(html).toContain('&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;&lt;!--');
   });
 
-  it('draws five charts with both runs aligned on market time', async () => {
+  it('draws six charts with both runs aligned on market time', async () => {
     const report = fixture();
     const { plots } = runClient(await renderReport(report));
     expect(plots.map((p) => p.opts.title)).toEqual([
       'Events/s',
       'Queue depth (messages)',
       'End-to-end lag (log scale)',
+      'Trader delivery latency p99 (ms)',
       'Drops and expiries (cumulative)',
       'Memory (RSS, MiB)',
     ]);
+    const [, delivery] = plots[3]!.data;
+    expect(delivery!.filter((v) => typeof v === 'number')).toHaveLength(27);
     const lag = plots[2]!;
     expect(lag.opts.series.map((s) => s.label)).toEqual([
       undefined,
@@ -203,13 +207,22 @@ describe('renderReport', () => {
     expect(pocP99!.filter((v) => v === null)).toHaveLength(3);
     expect(Math.max(...pocP99!.filter((v) => typeof v === 'number'))).toBe(80 * 2 ** 14);
     expect(plots[0]!.opts.series.map((s) => s.label)).toContain('poc received LULD');
-    expect(plots[4]!.opts.series.map((s) => s.label)).toContain('default lba-1');
+    expect(plots[5]!.opts.series.map((s) => s.label)).toContain('default lba-1');
     expect(plots[0]!.opts.axes[0]!.values(null, [OPEN_MS / 1000, OPEN_MS / 1000 + 75])).toEqual([
       '09:30:00',
       '09:31:15',
     ]);
     for (const plot of plots) expect(markerLabels(plot)).toContain('09:30 open');
     expect(markerLabels(lag)).toContain('p99 limit 1000 ms');
+  });
+
+  it('leaves the delivery chart out of a run without traders', async () => {
+    const report = fixture();
+    for (const run of report.runs)
+      run.samples = run.samples.map((sample) => ({ ...sample, feedLatencyP99Ms: null }));
+    const { plots } = runClient(await renderReport(report));
+    expect(plots.map((p) => p.opts.title)).not.toContain('Trader delivery latency p99 (ms)');
+    expect(plots).toHaveLength(5);
   });
 
   it('shows a note instead of charts when nothing was sampled', async () => {
@@ -236,11 +249,11 @@ describe('renderReport', () => {
         page.on('pageerror', (e) => void errors.push(e.message));
         page.on('request', (r) => void requests.push(r.url()));
         await page.setContent(await renderReport(fixture()));
-        await page.waitForFunction(`document.querySelectorAll('#charts canvas').length === 5`);
+        await page.waitForFunction(`document.querySelectorAll('#charts canvas').length === 6`);
         const inked =
           await page.evaluate(`[...document.querySelectorAll('#charts canvas')].map((c) =>
           c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some((v) => v > 0))`);
-        expect(inked).toEqual([true, true, true, true, true]);
+        expect(inked).toEqual([true, true, true, true, true, true]);
         expect(errors).toEqual([]);
         expect(requests).toEqual([]);
       } finally {

@@ -128,6 +128,12 @@ const CHARTS = [
   { title: 'End-to-end lag (log scale)', lag: true, lines: [
     ['lag p50', (s) => s.lagP50Ms], ['lag p99', (s) => s.lagP99Ms],
   ] },
+  // With traders on the feed: their delivery latency second by second.
+  ...(report.runs.some((run) => run.samples.some((s) => s.feedLatencyP99Ms != null))
+    ? [{ title: 'Trader delivery latency p99 (ms)', lines: [
+        ['delivery p99', (s) => s.feedLatencyP99Ms ?? null],
+      ] }]
+    : []),
   { title: 'Drops and expiries (cumulative)', lines: [
     ['listener drops', (s) => s.listenerDrops],
     ['expired', (s) => s.expired],
