@@ -1,21 +1,13 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseBoardOptions, parseTransportOptions } from '../core/index.ts';
-import { createMassiveServer, type MassiveServer } from '../replay/massive-server.ts';
-import { createMdp, type Mdp } from '../servers/mdp/app.ts';
 import { useIsolation } from '../testing/harness.ts';
+import { seriesValue as sample, startTestMdp, type TestMdp } from '../testing/mdp.ts';
 import { loadExporterConfig } from './config.ts';
 import { hasPromtool, promtoolCheckMetrics } from './promtool.ts';
 import { createExporter, type Exporter } from './server.ts';
 
 const OPEN = Date.parse('2026-11-24T14:30:00Z');
 const log = pino({ level: 'silent' });
-
-/** The value of one series (`name` or `name{labels}`) in an exposition. */
-function sample(text: string, series: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1).split(' ')[0]);
-}
 
 interface Health {
   status: string;
@@ -28,31 +20,16 @@ interface Health {
 
 describe('exporter against a live mdp', () => {
   const iso = useIsolation();
-  let server: MassiveServer | undefined;
-  let mdp: Mdp | undefined;
+  let running: TestMdp | undefined;
   let exporter: Exporter | undefined;
   afterEach(async () => {
     await exporter?.close();
-    await mdp?.close();
-    await server?.close();
+    await running?.close();
   });
 
   it('maps the mdp /health document with exporter/openbell.yml', async () => {
-    server = await createMassiveServer({ apiKey: 'k-1' });
-    const { amqpUrl, redisUrl, namespace } = iso();
-    mdp = createMdp({
-      massive: { url: server.url, apiKey: 'k-1', topics: ['A.*', 'T.*'] },
-      connection: { amqpUrl, redisUrl, namespace },
-      transport: parseTransportOptions({ batchMaxDelayMs: 5, queueTtlMs: 60_000 }),
-      board: parseBoardOptions({ publishIntervalMs: 50 }),
-      analyzer: true,
-      group: 'analyzers',
-      http: { host: '127.0.0.1', port: 0 },
-      prevCloses: { kind: 'none' },
-      log,
-    });
-    await mdp.start();
-    await server.waitForSubscribers(1);
+    running = await startTestMdp(iso());
+    const { server, mdp } = running;
     server.send([
       { ev: 'A', sym: 'AAPL', s: OPEN, e: OPEN + 1000, av: 100, c: 101 },
       { ev: 'T', sym: 'AAPL', t: OPEN + 500, p: 101, s: 10 },
@@ -60,7 +37,7 @@ describe('exporter against a live mdp', () => {
     server.send([{ ev: 'T', sym: 'MSFT', t: OPEN + 700, p: 400, s: 5 }]);
     server.send('[{"ev":"T",');
     const health = async (): Promise<Health> =>
-      (await (await fetch(`http://127.0.0.1:${mdp!.port}/health`)).json()) as Health;
+      (await (await fetch(`http://127.0.0.1:${mdp.port}/health`)).json()) as Health;
     await expect.poll(async () => (await health()).analyzer.events, { timeout: 15_000 }).toBe(3);
     await expect.poll(async () => (await health()).status, { timeout: 10_000 }).toBe('ok');
 

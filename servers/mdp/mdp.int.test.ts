@@ -13,6 +13,7 @@ import {
 } from '../../core/index.ts';
 import { createMassiveServer, type MassiveServer } from '../../replay/massive-server.ts';
 import { management, useIsolation } from '../../testing/harness.ts';
+import { startTestMdp } from '../../testing/mdp.ts';
 import { createMdp, type Mdp } from './app.ts';
 
 const DATE = '2026-11-24';
@@ -29,22 +30,9 @@ describe('mdp pipeline', () => {
   });
 
   const startMdp = async (analyzer = true): Promise<Mdp> => {
-    server = await createMassiveServer({ apiKey: 'k-123' });
-    const { amqpUrl, redisUrl, namespace } = iso();
-    mdp = createMdp({
-      massive: { url: server.url, apiKey: 'k-123', topics: ['A.*', 'T.*'] },
-      connection: { amqpUrl, redisUrl, namespace },
-      transport: parseTransportOptions({ batchMaxDelayMs: 5, queueTtlMs: 60_000 }),
-      board: parseBoardOptions({ publishIntervalMs: 50 }),
-      analyzer,
-      group: 'analyzers',
-      http: { host: '127.0.0.1', port: 0 },
-      prevCloses: { kind: 'none' },
-      log,
-    });
-    await mdp.start();
-    await server.waitForSubscribers(1);
-    return mdp;
+    const started = await startTestMdp(iso(), { analyzer });
+    ({ server, mdp } = started);
+    return started.mdp;
   };
 
   it('turns a known feed into the hand-computed boards, counting malformed input', async () => {

@@ -1,22 +1,17 @@
 import { spawnSync } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
-  parseBoardOptions,
   parseFeedLimits,
-  parseTransportOptions,
   startTelemetry,
   type MarketEvent,
   type Telemetry,
 } from '../../core/index.ts';
-import { createMassiveServer, type MassiveServer } from '../../replay/massive-server.ts';
 import { useIsolation } from '../../testing/harness.ts';
-import { createMdp, type Mdp } from './app.ts';
+import { seriesValue as sample, startTestMdp, type TestMdp } from '../../testing/mdp.ts';
 
 const OPEN = Date.parse('2026-11-24T14:30:00Z');
-const log = pino({ level: 'silent' });
 
 interface OtlpSpan {
   name: string;
@@ -44,18 +39,11 @@ async function startOtlpReceiver(): Promise<{ server: Server; url: string; spans
   return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, spans };
 }
 
-/** The value of one series in a Prometheus text exposition (undefined when absent). */
-function sample(text: string, series: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1).split(' ')[0]);
-}
-
 describe('mdp telemetry', () => {
   const iso = useIsolation();
   let telemetry: Telemetry;
   let otlp: Awaited<ReturnType<typeof startOtlpReceiver>>;
-  let server: MassiveServer | undefined;
-  let mdp: Mdp | undefined;
+  let running: TestMdp | undefined;
   beforeAll(async () => {
     otlp = await startOtlpReceiver();
     process.env['OTEL_EXPORTER_OTLP_ENDPOINT'] = otlp.url;
@@ -67,8 +55,7 @@ describe('mdp telemetry', () => {
     });
   });
   afterEach(async () => {
-    await mdp?.close();
-    await server?.close();
+    await running?.close();
   });
   afterAll(async () => {
     await telemetry.shutdown();
@@ -76,23 +63,12 @@ describe('mdp telemetry', () => {
   });
 
   it('serves every stage on /metrics, and traces a batch from listener to feed', async () => {
-    server = await createMassiveServer({ apiKey: 'k' });
-    const { amqpUrl, redisUrl, namespace } = iso();
-    mdp = createMdp({
-      massive: { url: server.url, apiKey: 'k', topics: ['A.*', 'T.*'] },
-      connection: { amqpUrl, redisUrl, namespace },
-      transport: parseTransportOptions({ batchMaxDelayMs: 5, queueTtlMs: 60_000 }),
-      board: parseBoardOptions({ publishIntervalMs: 50 }),
-      analyzer: true,
-      group: 'analyzers',
-      http: { host: '127.0.0.1', port: 0 },
-      prevCloses: { kind: 'none' },
+    running = await startTestMdp(iso(), {
       feed: { insecure: true, limits: parseFeedLimits({}), allowedOrigins: [] },
-      log,
       metrics: telemetry.metricsHandler,
     });
-    await mdp.start();
-    await server.waitForSubscribers(1);
+    const { server, mdp } = running;
+    const { namespace } = iso();
     const bar = (sym: string, e: number, av: number): MarketEvent => ({
       ev: 'A',
       sym,
@@ -105,7 +81,7 @@ describe('mdp telemetry', () => {
     server.send([{ ev: 'T', sym: 'AAPL', t: OPEN + 1500, p: 10, s: 5 }]);
     server.send('[{"ev":"A","sym":');
     const scrape = async (): Promise<string> =>
-      (await fetch(`http://127.0.0.1:${mdp!.port}/metrics`)).text();
+      (await fetch(`http://127.0.0.1:${mdp.port}/metrics`)).text();
     await expect
       .poll(async () => sample(await scrape(), 'openbell_events_consumed_total'), {
         timeout: 10_000,
@@ -165,7 +141,7 @@ describe('mdp telemetry', () => {
     await expect
       .poll(
         async () => {
-          server!.send([bar('AAPL', 2000, (volume += 10))]);
+          server.send([bar('AAPL', 2000, (volume += 10))]);
           await new Promise((resolve) => setTimeout(resolve, 200));
           await telemetry.flushTraces();
           return otlp.spans.some((s) => s.name === 'openbell.feed tick');
