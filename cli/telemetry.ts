@@ -1,3 +1,4 @@
+import { diag, DiagLogLevel } from '@opentelemetry/api';
 import { Option } from 'commander';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -62,18 +63,28 @@ export async function startProcessTelemetry(
   service: string,
   flags: Partial<TelemetryFlags>,
   log: Logger,
+  /** The process's environment (`OTEL_*`), passed in by its main. */
+  env: Readonly<Record<string, string | undefined>>,
 ): Promise<ProcessTelemetry & { metricsServer?: Server }> {
   const instance = flags.instance ?? `${hostname()}:${process.pid}`;
-  const telemetry = startTelemetry({
-    ...parseTelemetryEnv(`openbell-${service}`, process.env),
-    instanceId: instance,
-  });
-  if (telemetry.tracing) {
-    const endpoint =
-      process.env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'] ??
-      process.env['OTEL_EXPORTER_OTLP_ENDPOINT'] ??
-      '';
-    log.info({ endpoint: redactUrl(endpoint) }, 'exporting traces over OTLP');
+  const options = parseTelemetryEnv(`openbell-${service}`, env);
+  const telemetry = startTelemetry({ ...options, instanceId: instance });
+  if (options.otlpEndpoint !== undefined) {
+    // Export failures would otherwise pass in silence: the SDK reports them through diag.
+    diag.setLogger(
+      {
+        error: (message) => log.warn({ component: 'otel' }, message),
+        warn: (message) => log.warn({ component: 'otel' }, message),
+        info: () => undefined,
+        debug: () => undefined,
+        verbose: () => undefined,
+      },
+      DiagLogLevel.WARN,
+    );
+    log.info(
+      { endpoint: redactUrl(options.otlpEndpoint), sampleRatio: options.traceSampleRatio },
+      'exporting traces over OTLP',
+    );
   }
   let unregister: (() => Promise<void>) | undefined;
   const register = async (server: Pick<Server, 'address'> | undefined): Promise<void> => {

@@ -1,4 +1,4 @@
-import { SpanKind } from '@opentelemetry/api';
+import { context, SpanKind, trace } from '@opentelemetry/api';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { BoardRow, BoardStore } from './board-store.ts';
@@ -75,6 +75,8 @@ export function createBoardPublisher(options: BoardPublisherOptions): BoardPubli
   const tracer = openbellTracer();
 
   const publishRound = async (date: string): Promise<BoardName[]> => {
+    // The batches applied since the last round: whichever analyzer publishes carries them.
+    const links = options.links?.take() ?? [];
     const locked = await redis.set(
       names.publishLock(date),
       String(process.pid),
@@ -101,13 +103,20 @@ export function createBoardPublisher(options: BoardPublisherOptions): BoardPubli
       (name, n) => JSON.stringify(view.boards[name]) !== previous[n],
     );
     const publishedAtMs = Date.now();
-    const links = options.links?.take() ?? [];
-    const span = tracer.startSpan('openbell.boards publish', {
-      kind: SpanKind.PRODUCER,
-      links,
-      attributes: { 'openbell.boards.changed': changed.length, 'openbell.date': date },
-    });
-    const traced = traceHeaders(span.spanContext());
+    // Traced only when it carries sampled batches: a child of the newest, linked to the others.
+    const span =
+      links.length === 0
+        ? undefined
+        : tracer.startSpan(
+            'openbell.boards publish',
+            {
+              kind: SpanKind.PRODUCER,
+              links,
+              attributes: { 'openbell.boards.changed': changed.length, 'openbell.date': date },
+            },
+            trace.setSpanContext(context.active(), links.at(-1)!.context),
+          );
+    const traced = span === undefined ? {} : traceHeaders(span.spanContext());
     const multi = redis.multi();
     for (const board of changed) {
       const update: BoardUpdate = {
@@ -122,7 +131,9 @@ export function createBoardPublisher(options: BoardPublisherOptions): BoardPubli
       multi.hset(names.published(date), board, JSON.stringify(view.boards[board]));
     }
     multi.hset(names.published(date), 'version', String(version));
-    await multi.exec().finally(() => span.end());
+    const execStartedAt = performance.now();
+    await multi.exec().finally(() => span?.end());
+    redisSeconds.record((performance.now() - execStartedAt) / 1000, { op: 'publish' });
     stats.published += changed.length;
     return changed;
   };

@@ -161,13 +161,7 @@ export { observeListener } from './pipeline-metrics.ts';
 export type { ListenerParts } from './pipeline-metrics.ts';
 export { parseTelemetryEnv, startTelemetry } from './telemetry.ts';
 export type { Telemetry, TelemetryOptions } from './telemetry.ts';
-export {
-  TRACE_HEADERS,
-  contextFromHeaders,
-  createLinkRing,
-  openbellTracer,
-  traceHeaders,
-} from './tracing.ts';
+export { contextFromHeaders, createLinkRing, openbellTracer, traceHeaders } from './tracing.ts';
 export type { LinkRing } from './tracing.ts';
 export { registerScrapeTarget } from './scrape-target.ts';
 export type { ScrapeTarget } from './scrape-target.ts';

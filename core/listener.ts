@@ -132,8 +132,8 @@ export function createListener(options: ListenerOptions): Listener {
       ...(sealed.batch === undefined ? {} : { startTime: sealed.batch.receivedAtMs }),
       attributes: { 'openbell.event.type': sealed.type, 'openbell.batch.events': sealed.count },
     });
-    if (!span.isRecording()) return { [EVENTS_HEADER]: sealed.count };
-    sealed.span = span;
+    // A sampled-out span still sends its context (flags 00): the analyzers' spans follow it.
+    if (span.isRecording()) sealed.span = span;
     return { [EVENTS_HEADER]: sealed.count, ...traceHeaders(span.spanContext()) };
   };
 

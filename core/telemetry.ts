@@ -22,30 +22,56 @@ export interface TelemetryOptions {
   service: string;
   /** `service.instance.id`. @default `<host>:<pid>` */
   instanceId?: string | undefined;
-  /** OTLP/HTTP endpoint; traces are exported only when set. */
+  /** OTLP/HTTP traces URL (e.g. `http://collector:4318/v1/traces`); traces are exported only when set. */
   otlpEndpoint?: string | undefined;
   /** Share of new traces sampled (parent-based: a sampled parent is always followed). @default 1 */
   traceSampleRatio?: number;
 }
 
-/** Reads the standard OpenTelemetry variables openbell honours. */
+/** The samplers of `OTEL_TRACES_SAMPLER` openbell honours, as the ratio of new traces kept. */
+const SAMPLER_RATIOS: Record<string, number | 'arg'> = {
+  always_on: 1,
+  always_off: 0,
+  traceidratio: 'arg',
+  parentbased_always_on: 1,
+  parentbased_always_off: 0,
+  parentbased_traceidratio: 'arg',
+};
+
+/**
+ * Reads the standard OpenTelemetry variables openbell honours: `OTEL_SDK_DISABLED`, the OTLP
+ * traces endpoint (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` as given, or `OTEL_EXPORTER_OTLP_ENDPOINT`
+ * plus `/v1/traces`), `OTEL_TRACES_SAMPLER` with `OTEL_TRACES_SAMPLER_ARG` (always parent-based:
+ * a batch's spans follow its listener span), `OTEL_SERVICE_INSTANCE_ID`.
+ */
 export function parseTelemetryEnv(
   service: string,
   env: Readonly<Record<string, string | undefined>>,
 ): TelemetryOptions {
+  const sampler = (env['OTEL_TRACES_SAMPLER'] || 'parentbased_traceidratio').toLowerCase();
+  const kind = SAMPLER_RATIOS[sampler];
+  if (kind === undefined) {
+    const known = Object.keys(SAMPLER_RATIOS).join(', ');
+    throw new ConfigError('OTEL_TRACES_SAMPLER', `expected one of ${known}, got ${sampler}`);
+  }
   const ratioText = env['OTEL_TRACES_SAMPLER_ARG'];
-  const ratio = ratioText === undefined || ratioText === '' ? 1 : Number(ratioText);
+  const ratio =
+    kind !== 'arg' ? kind : ratioText === undefined || ratioText === '' ? 1 : Number(ratioText);
   if (!Number.isFinite(ratio) || ratio < 0 || ratio > 1) {
     throw new ConfigError(
       'OTEL_TRACES_SAMPLER_ARG',
       `expected a ratio in [0, 1], got ${ratioText}`,
     );
   }
-  const endpoint = env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'] ?? env['OTEL_EXPORTER_OTLP_ENDPOINT'];
+  const traces = env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'] || undefined;
+  const base = env['OTEL_EXPORTER_OTLP_ENDPOINT'] || undefined;
+  const disabled = (env['OTEL_SDK_DISABLED'] ?? '').toLowerCase() === 'true';
   return {
     service,
     instanceId: env['OTEL_SERVICE_INSTANCE_ID'] || undefined,
-    otlpEndpoint: endpoint === '' ? undefined : endpoint,
+    otlpEndpoint: disabled
+      ? undefined
+      : (traces ?? (base === undefined ? undefined : `${base.replace(/\/+$/, '')}/v1/traces`)),
     traceSampleRatio: ratio,
   };
 }
@@ -88,7 +114,9 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
     tracerProvider = new TracerProvider({
       resource,
       sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) }),
-      spanProcessors: [new BatchSpanProcessor({ exporter: new OTLPTraceExporter() })],
+      spanProcessors: [
+        new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: options.otlpEndpoint }) }),
+      ],
     });
     trace.setGlobalTracerProvider(tracerProvider);
   }

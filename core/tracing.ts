@@ -36,9 +36,6 @@ export function contextFromHeaders(
   });
 }
 
-/** Names of the trace-context fields a replay strips from recorded messages. */
-export const TRACE_HEADERS: readonly string[] = ['traceparent', 'tracestate'];
-
 /**
  * The sampled span contexts seen since the last {@link LinkRing.take}, at most `max` (the newest
  * kept): a conflated step (a board publication, a feed tick) links to the work it carries.

@@ -56,7 +56,7 @@ export function exporterCommand(): Command {
     // Throws with the validation message before any logger or socket exists.
     const { config, baseDir } = loadExporterConfig(flags.config);
     const log = createRootLogger('openbell-exporter');
-    const telemetry = await startProcessTelemetry('exporter', flags, log);
+    const telemetry = await startProcessTelemetry('exporter', flags, log, process.env);
     const exporter = createExporter({
       config,
       baseDir,

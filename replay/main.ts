@@ -324,7 +324,7 @@ export function replayCommand(): Command {
   for (const option of telemetryOptions(true)) command.addOption(option);
   command.action(async (file: string, flags: ReplayFlags) => {
     const log = createRootLogger('openbell-replay');
-    const telemetry = await startProcessTelemetry('replay', flags, log);
+    const telemetry = await startProcessTelemetry('replay', flags, log, process.env);
     const recording = await openRecording(file);
     const abort = new AbortController();
     const stop = (): void => abort.abort();

@@ -60,7 +60,7 @@ export function lbaCommand(): Command {
   for (const option of telemetryOptions(true)) command.addOption(option);
   command.action(async (flags: LbaFlags) => {
     const log = createRootLogger('openbell-lba');
-    const telemetry = await startProcessTelemetry('lba', flags, log);
+    const telemetry = await startProcessTelemetry('lba', flags, log, process.env);
     const connection = parseConnectionFlags(flags);
     const transport = parseTransportOptions({
       queueTtlMs: flags.queueTtlMs,

@@ -79,6 +79,7 @@ export function feedCommand(): Command {
         ? { ...flags, metricsPort: flags.metricsPort === undefined ? undefined : 0 }
         : flags,
       log,
+      process.env,
     );
     const server = createFeedServer({
       connection,

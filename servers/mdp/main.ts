@@ -141,7 +141,7 @@ export function mdpCommand(): Command {
         : flags.prevCloseFetch
           ? { kind: 'rest', apiKey, baseUrl: flags.massiveRestUrl }
           : { kind: 'none' };
-    const telemetry = await startProcessTelemetry('mdp', flags, log);
+    const telemetry = await startProcessTelemetry('mdp', flags, log, process.env);
     const mdp = createMdp({
       massive: {
         url: flags.massiveWsUrl,
