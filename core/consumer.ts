@@ -129,6 +129,7 @@ interface Session {
   lost: AbortController;
   consumerTags: string[];
   depthTimer?: NodeJS.Timeout;
+  depthChannel?: Channel | undefined;
 }
 
 interface Delivery {
@@ -237,30 +238,50 @@ class AmqpBatchConsumer implements BatchConsumer {
     const dead = await channel.consume(deadLetterQueue, (m) => this.onDeadLetter(session, m));
     session.consumerTags.push(main.consumerTag, dead.consumerTag);
     this.session = session;
-    session.depthTimer = setInterval(
-      () => void this.pollDepth(session, deadLetterQueue),
-      QUEUE_DEPTH_POLL_MS,
-    ).unref();
+    this.scheduleDepthPoll(session, deadLetterQueue);
   }
 
-  /** Reads both queues' depths (a passive declare each); a failure waits for the next poll. */
+  /** The next depth poll, a second after the last one ended: polls never pile up. */
+  private scheduleDepthPoll(session: Session, deadLetterQueue: string): void {
+    session.depthTimer = setTimeout(() => {
+      void this.pollDepth(session, deadLetterQueue).finally(() => {
+        if (session.open) this.scheduleDepthPoll(session, deadLetterQueue);
+      });
+    }, QUEUE_DEPTH_POLL_MS).unref();
+  }
+
+  /**
+   * Reads both queues' depths (a passive declare each) on a channel of their own: a queue
+   * deleted under us closes that channel, never the one holding unacked deliveries. A failure
+   * leaves the depth as last read and opens a new channel at the next poll.
+   */
   private async pollDepth(session: Session, deadLetterQueue: string): Promise<void> {
     try {
-      const events = await session.channel.checkQueue(this.queue);
-      const dead = await session.channel.checkQueue(deadLetterQueue);
+      session.depthChannel ??= await this.openDepthChannel(session);
+      const events = await session.depthChannel.checkQueue(this.queue);
+      const dead = await session.depthChannel.checkQueue(deadLetterQueue);
       this.stats.queueDepth = {
         events: { queue: this.queue, messages: events.messageCount },
         dead: { queue: deadLetterQueue, messages: dead.messageCount },
       };
     } catch (error) {
-      // The channel is closing (its close handler renews it); the depth stays as last read.
       this.log.debug({ err: error }, 'queue depth poll failed');
     }
   }
 
+  private async openDepthChannel(session: Session): Promise<Channel> {
+    const channel = await session.model.createChannel();
+    channel.on('error', (error: Error) => this.log.debug({ err: error }, 'depth channel error'));
+    channel.on('close', () => {
+      if (session.depthChannel === channel) session.depthChannel = undefined;
+    });
+    return channel;
+  }
+
   private onSessionClose(session: Session): void {
     session.open = false;
-    clearInterval(session.depthTimer);
+    clearTimeout(session.depthTimer);
+    session.depthChannel?.close().catch(() => undefined);
     session.lost.abort();
     // The channel gave its unacked deliveries back to the queue; forget the waiting ones.
     for (let i = this.waiting.length - 1; i >= 0; i--) {

@@ -74,8 +74,11 @@ export function exporterCommand(): Command {
           await telemetry.register(exporter.server);
         },
         close: async () => {
-          await exporter.close();
-          await telemetry.close();
+          try {
+            await exporter.close();
+          } finally {
+            await telemetry.close();
+          }
         },
       },
       log,

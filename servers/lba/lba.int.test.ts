@@ -1,4 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -14,6 +17,7 @@ import {
   type MarketEvent,
 } from '../../core/index.ts';
 import { createIsolation, management, type Isolation } from '../../testing/harness.ts';
+import { seriesValue } from '../../testing/mdp.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/openbell.mjs', import.meta.url));
 const DATE = '2026-11-24';
@@ -63,8 +67,9 @@ function market(seed: number, events: number): MarketEvent[][] {
   return batches;
 }
 
-function spawnLba(iso: Isolation): ChildProcess {
-  const child = spawn(process.execPath, [BIN, 'lba', '--queue-ttl-ms', String(QUEUE_TTL_MS)], {
+function spawnLba(iso: Isolation, args: string[] = []): ChildProcess {
+  const argv = [BIN, 'lba', '--queue-ttl-ms', String(QUEUE_TTL_MS), ...args];
+  const child = spawn(process.execPath, argv, {
     env: {
       ...process.env,
       AMQP_URL: iso.amqpUrl,
@@ -161,6 +166,47 @@ describe('lba processes', () => {
         { timeout: 15_000, interval: 500 },
       )
       .toEqual([0, batches.length]);
+  }, 120_000);
+
+  it('serve /metrics on a metrics-only port registered for Prometheus, unregistered at exit', async () => {
+    const batches = market(17, 5_000);
+    const iso = await createIsolation();
+    isolations.push(iso);
+    const targets = mkdtempSync(join(tmpdir(), 'openbell-targets-'));
+    try {
+      await publishAll(iso, batches);
+      const lba = spawnLba(iso, ['--metrics-port', '0', '--prometheus-targets', targets]);
+      await expect
+        .poll(() => readdirSync(targets).filter((f) => f.endsWith('.json')), { timeout: 30_000 })
+        .toHaveLength(1);
+      const file = join(
+        targets,
+        readdirSync(targets).find((f) => f.endsWith('.json'))!,
+      );
+      const [target] = JSON.parse(readFileSync(file, 'utf8')) as {
+        targets: string[];
+        labels: Record<string, string>;
+      }[];
+      expect(target!.labels['service']).toBe('lba');
+      const scrape = async (): Promise<string> =>
+        (await fetch(`http://${target!.targets[0]}/metrics`)).text();
+      await expect
+        .poll(async () => seriesValue(await scrape(), 'openbell_batches_acked_total'), {
+          timeout: 60_000,
+          interval: 200,
+        })
+        .toBe(batches.length);
+      const text = await scrape();
+      expect(seriesValue(text, 'openbell_batches_consumed_total')).toBe(batches.length);
+      expect(seriesValue(text, 'openbell_consumer_connected')).toBe(1);
+      expect(text).toMatch(/^target_info\{[^}]*service_name="openbell-lba"/m);
+      const exited = new Promise((resolve) => lba.once('exit', resolve));
+      lba.kill('SIGTERM');
+      await exited;
+      expect(existsSync(file)).toBe(false);
+    } finally {
+      rmSync(targets, { recursive: true, force: true });
+    }
   }, 120_000);
 
   it('lose nothing when one is SIGKILLed mid-stream: unacked batches are redelivered and applied once', async () => {

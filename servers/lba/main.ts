@@ -110,10 +110,13 @@ export function lbaCommand(): Command {
         },
         close: async () => {
           closing = true;
-          await analyzer.close();
-          redis.disconnect();
-          server?.close();
-          await telemetry.close();
+          try {
+            await analyzer.close();
+          } finally {
+            redis.disconnect();
+            server?.close();
+            await telemetry.close();
+          }
         },
       },
       log,

@@ -97,8 +97,11 @@ export function feedCommand(): Command {
             await telemetry.register(server.server);
         },
         close: async () => {
-          await server.close();
-          await telemetry.close();
+          try {
+            await server.close();
+          } finally {
+            await telemetry.close();
+          }
         },
       },
       log,

@@ -171,7 +171,10 @@ export function mdpCommand(): Command {
       // A refused API key will not fix itself: stop, and say why, with a failing exit status.
       onFatal: (error) => {
         process.stderr.write(`openbell mdp: ${error.message}\n`);
-        void mdp.close().finally(() => process.exit(1));
+        void mdp
+          .close()
+          .finally(() => telemetry.close())
+          .finally(() => process.exit(1));
       },
     });
     await runService(
@@ -181,8 +184,11 @@ export function mdpCommand(): Command {
           await telemetry.register(mdp.server);
         },
         close: async () => {
-          await mdp.close();
-          await telemetry.close();
+          try {
+            await mdp.close();
+          } finally {
+            await telemetry.close();
+          }
         },
       },
       log,
