@@ -112,8 +112,14 @@ export function observeAnalyzer(meter: Meter, analyzer: Analyzer): () => void {
     o.observe(m.skipped, stats.ignored, { reason: 'ignored' });
     o.observe(m.errors, stats.applyErrors);
     o.observe(m.dropped, stats.dropped, { stage: 'analyzer', reason: 'malformed' });
-    // TTL and max-length drops exist at 0 from the start, so a run's first one shows as an increase.
-    const dead = { expired: 0, maxlen: 0, ...consumer.deadLettered };
+    // Every reason exists at 0 from the start, so a run's first drop shows as an increase.
+    const dead = {
+      expired: 0,
+      maxlen: 0,
+      rejected: 0,
+      delivery_limit: 0,
+      ...consumer.deadLettered,
+    };
     for (const [reason, n] of Object.entries(dead))
       o.observe(m.dropped, n, { stage: 'broker', reason });
     o.observe(m.boards, boards.published);

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { useIsolation } from '../testing/harness.ts';
 import { seriesValue as sample, startTestMdp, type TestMdp } from '../testing/mdp.ts';
 import { loadExporterConfig } from './config.ts';
-import { hasPromtool, promtoolCheckMetrics } from './promtool.ts';
+import { promtoolCheckMetrics } from './promtool.ts';
 import { createExporter, type Exporter } from './server.ts';
 
 const OPEN = Date.parse('2026-11-24T14:30:00Z');
@@ -79,6 +79,6 @@ describe('exporter against a live mdp', () => {
     expect(sample(text, 'openbell_health_consumer_connected')).toBe(1);
     // No feed in this mdp: its metrics are absent, not counted as skipped (allow_missing_key).
     expect(text).not.toContain('openbell_health_feed_');
-    if (hasPromtool()) expect(promtoolCheckMetrics(text)).toEqual({ status: 0, output: '' });
+    expect(promtoolCheckMetrics(text)).toEqual({ status: 0, output: '' });
   });
 });

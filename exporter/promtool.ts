@@ -7,11 +7,6 @@ export interface PromtoolResult {
   output: string;
 }
 
-/** Whether `promtool` (Prometheus's CLI) runs on this machine. */
-export function hasPromtool(): boolean {
-  return spawnSync('promtool', ['--version'], { stdio: 'ignore' }).error === undefined;
-}
-
 /** Pipes an exposition through `promtool check metrics` (format check and lint). */
 export function promtoolCheckMetrics(exposition: string): PromtoolResult {
   const run = spawnSync('promtool', ['check', 'metrics'], { input: exposition, encoding: 'utf8' });

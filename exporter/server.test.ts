@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseExporterConfig } from './config.ts';
-import { hasPromtool, promtoolCheckMetrics } from './promtool.ts';
+import { promtoolCheckMetrics } from './promtool.ts';
 import { createExporter, type Exporter } from './server.ts';
 
 const log = pino({ level: 'silent' });
@@ -139,7 +139,7 @@ describe('exporter server', () => {
     expect(text).toContain('probe_http_status_code 200\n');
     expect(text).toMatch(/^probe_duration_seconds \d/m);
     expect(text).toContain('probe_duplicate_series 0\n');
-    if (hasPromtool()) expect(promtoolCheckMetrics(text)).toEqual({ status: 0, output: '' });
+    expect(promtoolCheckMetrics(text)).toEqual({ status: 0, output: '' });
   });
 
   it('probe sends the module headers and basic auth read from password_file', async () => {
@@ -213,7 +213,7 @@ describe('exporter server', () => {
     expect(own).toMatch(
       /^openbell_exporter_probes_total\{module="default",result="success"\} \d+$/m,
     );
-    if (hasPromtool()) expect(promtoolCheckMetrics(own).status).toBe(0);
+    expect(promtoolCheckMetrics(own).status).toBe(0);
   });
 });
 

@@ -449,4 +449,19 @@ describe('check evaluation', () => {
     });
     expect(report).toMatchObject({ passed: false, baseline: { runId: 'r0' } });
   });
+
+  it('fails a run that no checked panel judged', async () => {
+    const queries: string[] = [];
+    const url = await fakePrometheus(queries);
+    const report = await evaluateReport({
+      report: { runId: 'r1', runs: [{ label: 'default', runLabel: 'r1', window }] },
+      dashboards: [
+        { ...dashboard, panels: dashboard.panels.map((p) => ({ ...p, check: undefined })) },
+      ],
+      prometheus: { url, scrapeIntervalS: 1 },
+    });
+    expect(queries).toEqual([]);
+    expect(report.runs[0]).toMatchObject({ panels: [], passed: false });
+    expect(report.passed).toBe(false);
+  });
 });

@@ -401,7 +401,8 @@ export async function evaluateReport(options: CheckOptions): Promise<CheckReport
       window: run.window,
       stepS,
       rateInterval: formatPromDuration(rateIntervalSeconds(stepS, prometheus.scrapeIntervalS)),
-      passed: panels.every((p) => p.verdict === 'pass'),
+      // No checked panel judges nothing: that is a broken setup, not a pass.
+      passed: panels.length > 0 && panels.every((p) => p.verdict === 'pass'),
       panels,
     });
   }
