@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { createWriteStream } from 'node:fs';
 import { finished } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   DEFAULT_TOPICS,
   createNames,
@@ -322,6 +323,15 @@ export function replayCommand(): Command {
     );
   for (const option of connectionOptions()) command.addOption(option);
   for (const option of telemetryOptions(true)) command.addOption(option);
+  command.addOption(
+    new Option(
+      '--metrics-linger-ms <ms>',
+      'with --metrics-port: keep /metrics up this long after the replay ends (two scrapes)',
+    )
+      .env(env('REPLAY_METRICS_LINGER_MS'))
+      .argParser(integer)
+      .default(10_000),
+  );
   command.action(async (file: string, flags: ReplayFlags) => {
     const log = createRootLogger('openbell-replay');
     const telemetry = await startProcessTelemetry('replay', flags, log, process.env);
@@ -361,6 +371,11 @@ export function replayCommand(): Command {
             }),
       });
       process.stdout.write(`${JSON.stringify(summary)}\n`);
+      // The final counts must reach Prometheus before the metrics port goes away.
+      if (telemetry.metricsServer !== undefined)
+        await sleep(flags.metricsLingerMs, undefined, { signal: abort.signal }).catch(() => {
+          // Stopped by a signal: the linger ends with it.
+        });
     } finally {
       await recording.close();
       await telemetry.close();
@@ -384,4 +399,5 @@ interface ReplayFlags extends ConnectionFlags, Partial<TelemetryFlags> {
   group: string;
   batchMaxEvents: number;
   encodeWorkers: number;
+  metricsLingerMs: number;
 }
