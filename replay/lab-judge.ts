@@ -1,0 +1,73 @@
+import type { BoardsView } from '../core/index.ts';
+import type { LabOptions } from './lab.ts';
+import type { LabCheck, LabRun, LabSample } from './lab-types.ts';
+
+/** The run's verdicts: processes, oracle, drops, lag, recovery after the burst. */
+export function judge(
+  totals: LabRun['totals'],
+  samples: LabSample[],
+  live: BoardsView,
+  oracle: BoardsView,
+  options: Pick<LabOptions, 'speed' | 'lagP99LimitMs'>,
+): LabCheck[] {
+  const died = Object.entries(totals.exits).filter(([, exit]) => exit !== '0');
+  const lost = totals.listenerDrops + totals.expired + totals.maxLengthDrops;
+  const unequal = Object.keys(oracle.boards).filter(
+    (name) =>
+      JSON.stringify(live.boards[name as keyof BoardsView['boards']]) !==
+      JSON.stringify(oracle.boards[name as keyof BoardsView['boards']]),
+  );
+  const realTime = options.speed === '1' || options.speed === '1x';
+  const peak = samples.reduce<LabSample | undefined>(
+    (best, s) => (best === undefined || s.sentPerSec > best.sentPerSec ? s : best),
+    undefined,
+  );
+  const after = peak === undefined ? [] : samples.filter((s) => s.wallMs >= peak.wallMs + 10_000);
+  const slow = after.filter((s) => s.lagP99Ms !== null && s.lagP99Ms >= 1000);
+  return [
+    {
+      name: 'processes',
+      passed: died.length === 0 && totals.receivedEvents > 0,
+      detail:
+        died.length === 0
+          ? `every process stopped cleanly (${Object.keys(totals.exits).join(', ')})`
+          : `exited abnormally: ${died.map(([n, e]) => `${n} (${e})`).join(', ')}`,
+    },
+    lost > 0
+      ? {
+          name: 'oracle',
+          passed: true,
+          skipped: true,
+          detail: `${lost} events were dropped or expired`,
+        }
+      : {
+          name: 'oracle',
+          passed: unequal.length === 0,
+          detail:
+            unequal.length === 0
+              ? `boards equal the offline oracle over ${totals.sentEvents} events`
+              : `boards differ from the oracle: ${unequal.join(', ')}`,
+        },
+    realTime
+      ? { name: 'drops', passed: lost === 0, detail: `${lost} events dropped or expired at 1x` }
+      : {
+          name: 'drops',
+          passed: true,
+          skipped: true,
+          detail: `not judged at ${options.speed} (${lost} lost)`,
+        },
+    {
+      name: 'lag-p99',
+      passed: totals.lagP99Ms <= options.lagP99LimitMs,
+      detail: `p99 ${totals.lagP99Ms} ms against a limit of ${options.lagP99LimitMs} ms`,
+    },
+    {
+      name: 'recovery',
+      passed: slow.length === 0,
+      detail:
+        after.length === 0
+          ? 'the run ended within 10 s of its busiest second'
+          : `${slow.length} of ${after.length} seconds from 10 s after the peak had p99 lag ≥ 1 s`,
+    },
+  ];
+}
