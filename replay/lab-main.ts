@@ -140,7 +140,12 @@ export function labCommand(): Command {
     const telemetry =
       prometheus === undefined
         ? undefined
-        : await startProcessTelemetry('replay', { metricsPort: 0, instance: 'replayer' }, log, process.env);
+        : await startProcessTelemetry(
+            'replay',
+            { metricsPort: 0, instance: 'replayer' },
+            log,
+            process.env,
+          );
     const metricsAddress = telemetry?.metricsServer?.address() as AddressInfo | undefined;
     const { urls } = await ensureServices({
       projectDir: PROJECT,
