@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import {
   parseTelemetryEnv,
+  pruneDeadTargets,
   redactUrl,
   registerScrapeTarget,
   startTelemetry,
@@ -91,6 +92,9 @@ export async function startProcessTelemetry(
     if (flags.prometheusTargets === undefined || server === undefined) return;
     const { address, port } = server.address() as AddressInfo;
     const host = address === '0.0.0.0' || address === '::' ? '127.0.0.1' : address;
+    const pruned = await pruneDeadTargets(flags.prometheusTargets);
+    if (pruned.length > 0)
+      log.info({ pruned }, 'removed the targets of processes no longer running');
     unregister = await registerScrapeTarget(flags.prometheusTargets, `${service}-${process.pid}`, {
       address: `${host}:${port}`,
       labels: { service, instance },

@@ -163,5 +163,5 @@ export { parseTelemetryEnv, startTelemetry } from './telemetry.ts';
 export type { Telemetry, TelemetryOptions } from './telemetry.ts';
 export { contextFromHeaders, createLinkRing, openbellTracer, traceHeaders } from './tracing.ts';
 export type { LinkRing } from './tracing.ts';
-export { registerScrapeTarget } from './scrape-target.ts';
+export { pruneDeadTargets, registerScrapeTarget } from './scrape-target.ts';
 export type { ScrapeTarget } from './scrape-target.ts';

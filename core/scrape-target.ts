@@ -1,4 +1,4 @@
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** A Prometheus `file_sd` target: where to scrape, and the labels its series get. */
@@ -27,4 +27,31 @@ export async function registerScrapeTarget(
   await writeFile(`${file}.tmp`, `${body}\n`);
   await rename(`${file}.tmp`, file);
   return () => rm(file, { force: true });
+}
+
+/**
+ * Removes the targets a process registered as `<service>-<pid>.json` when that pid no longer
+ * runs on this machine (a process killed before it could unregister): Prometheus would report
+ * them down for ever. Resolves with the names removed.
+ */
+export async function pruneDeadTargets(dir: string): Promise<string[]> {
+  const files = await readdir(dir).catch(() => [] as string[]);
+  const removed: string[] = [];
+  for (const file of files) {
+    const pid = /^[a-z]+-(\d+)\.json$/.exec(file)?.[1];
+    if (pid === undefined || isAlive(Number(pid))) continue;
+    await rm(join(dir, file), { force: true });
+    removed.push(file);
+  }
+  return removed;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it runs, as another user.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

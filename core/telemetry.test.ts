@@ -7,11 +7,12 @@ import {
   TraceIdRatioBasedSampler,
   TracerProvider,
 } from '@opentelemetry/sdk-trace';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerScrapeTarget } from './scrape-target.ts';
+import { pruneDeadTargets, registerScrapeTarget } from './scrape-target.ts';
 import { parseTelemetryEnv } from './telemetry.ts';
 import { contextFromHeaders, createLinkRing, traceHeaders } from './tracing.ts';
 
@@ -114,6 +115,17 @@ describe('registerScrapeTarget', () => {
       ]);
       await remove();
       expect(readdirSync(join(dir, 'targets'))).toEqual([]);
+      // A process killed before it unregistered leaves its file; a live one keeps its own.
+      const target = { address: '127.0.0.1:1', labels: {} };
+      const dead = spawnSync(process.execPath, ['-e', 'process.pid']).pid;
+      await registerScrapeTarget(join(dir, 'targets'), `lba-${dead}`, target);
+      await registerScrapeTarget(join(dir, 'targets'), `mdp-${process.pid}`, target);
+      await registerScrapeTarget(join(dir, 'targets'), 'lab-run-lba-1', target);
+      expect(await pruneDeadTargets(join(dir, 'targets'))).toEqual([`lba-${dead}.json`]);
+      expect(readdirSync(join(dir, 'targets')).sort()).toEqual([
+        'lab-run-lba-1.json',
+        `mdp-${process.pid}.json`,
+      ]);
       await expect(
         registerScrapeTarget(dir, '../escape', { address: 'x:1', labels: {} }),
       ).rejects.toThrow(/scrape target name/);
