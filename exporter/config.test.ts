@@ -27,6 +27,13 @@ describe('parseExporterConfig', () => {
     );
   });
 
+  it('names an allowedTargets entry that is not a regular expression', () => {
+    const input = { modules: { openbell: { metrics: [metric()], allowedTargets: ['ok', '(('] } } };
+    expect(errorOf(input)).toContain(
+      'modules.openbell.allowedTargets[1]: expected a regular expression',
+    );
+  });
+
   it('rejects unknown keys at every level, naming each', () => {
     const message = errorOf({
       modules: {

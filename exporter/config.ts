@@ -147,6 +147,26 @@ const moduleConfig = z
       .optional(),
     valid_status_codes: z.array(z.int().min(100).max(599)).min(1).optional(),
     timeoutMs: z.int().positive().optional(),
+    /**
+     * openbell's: regular expressions, each matched against the whole target URL; when set, a
+     * probe of any other target is refused (403), so the module's credentials go nowhere else.
+     */
+    allowedTargets: z
+      .array(
+        z.string().refine(
+          (source) => {
+            try {
+              new RegExp(source);
+              return true;
+            } catch {
+              return false;
+            }
+          },
+          { error: 'expected a regular expression' },
+        ),
+      )
+      .min(1)
+      .optional(),
   })
   .superRefine((m, ctx) => {
     const types = new Map<string, { type: string; index: number }>();

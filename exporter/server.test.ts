@@ -115,6 +115,7 @@ describe('exporter server', () => {
         post: { metrics, body: { content: '{"q":1}' } },
         quick: { metrics, timeoutMs: 300 },
         accept500: { metrics, valid_status_codes: [500] },
+        pinned: { metrics, allowedTargets: ['http://127\\.0\\.0\\.1:\\d+/doc'] },
       },
     });
     exporter = createExporter({ config, baseDir: dir, host: '127.0.0.1', port: 0, log });
@@ -184,6 +185,15 @@ describe('exporter server', () => {
     expect(unknown.text).toContain('known: default, auth');
     for (const target of ['not a url', 'ftp://example.com/x', ''])
       expect((await probe('default', target)).status).toBe(400);
+  });
+
+  it("probe refuses targets outside a module's allowedTargets, matched on the whole URL", async () => {
+    expect(await probe('pinned', `http://${http}/doc`)).toMatchObject({ status: 200 });
+    for (const target of [`http://${http}/doc2`, `http://${http}/x?u=http://127.0.0.1:1/doc`]) {
+      const refused = await probe('pinned', target);
+      expect(refused.status).toBe(403);
+      expect(refused.text).toContain('target not allowed for module "pinned"');
+    }
   });
 
   it('probe reports a failed fetch as probe_success 0 with status 200', async () => {

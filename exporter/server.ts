@@ -58,6 +58,7 @@ export function createExporter(options: ExporterOptions): Exporter {
       plan: compileModule(config),
       client: createTargetClient(name, config, options.baseDir),
       timeoutMs: config.timeoutMs,
+      allowedTargets: config.allowedTargets?.map((source) => new RegExp(`^(?:${source})$`)),
     });
   }
   const probes = new Map<string, number>();
@@ -99,7 +100,10 @@ export function createExporter(options: ExporterOptions): Exporter {
   };
 }
 
-type TimedModule = ProbeModule & { timeoutMs: number | undefined };
+type TimedModule = ProbeModule & {
+  timeoutMs: number | undefined;
+  allowedTargets: RegExp[] | undefined;
+};
 
 /** `GET /probe?module=<m>&target=<url>`: 400 for a bad request, else the probe's exposition. */
 function probeHandler(
@@ -124,6 +128,13 @@ function probeHandler(
     const target = parseTarget(queryParam(req, 'target'));
     if (typeof target === 'string') {
       res.status(400).type('text/plain').send(`${target}\n`);
+      return;
+    }
+    if (module.allowedTargets?.some((allowed) => allowed.test(target.href)) === false) {
+      res
+        .status(403)
+        .type('text/plain')
+        .send(`target not allowed for module "${moduleName}" (its allowedTargets)\n`);
       return;
     }
     const configuredMs = module.timeoutMs ?? options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
