@@ -10,8 +10,10 @@ export const DURATION_BUCKETS_SECONDS: readonly number[] = [
 export const METER_NAME = 'openbell';
 
 /**
- * The meter components create their instruments from. A no-op until a process starts its
- * telemetry (core/telemetry.ts), so library code and tests pay nothing.
+ * The meter components create their instruments from. Without telemetry (tests, library use) it
+ * is a no-op and costs nothing. The metrics API has no proxy meter: an instrument created before
+ * the process starts its telemetry (core/telemetry.ts) stays a no-op for good, so every main
+ * starts telemetry first and components create their instruments when they are created.
  */
 export function openbellMeter(): Meter {
   return metrics.getMeter(METER_NAME);
