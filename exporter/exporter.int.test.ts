@@ -73,8 +73,10 @@ describe('exporter against a live mdp', () => {
     expect(sample(text, 'openbell_health_publisher_confirmed_total')).toBe(now.publisher.confirmed);
     expect(sample(text, 'openbell_health_publisher_connected')).toBe(1);
     expect(sample(text, 'openbell_health_analyzer_events_total')).toBe(3);
-    expect(sample(text, 'openbell_health_analyzer_lag_max_seconds')).toBe(
+    // `scale: 0.001` multiplies: 26 × 0.001 is 0.026000000000000002, not 26 / 1000.
+    expect(sample(text, 'openbell_health_analyzer_lag_max_seconds')).toBeCloseTo(
       now.analyzer.lagMs.max / 1000,
+      12,
     );
     expect(sample(text, 'openbell_health_consumer_connected')).toBe(1);
     // No feed in this mdp: its metrics are absent, not counted as skipped (allow_missing_key).
