@@ -91,7 +91,8 @@ export async function startProcessTelemetry(
   const register = async (server: Pick<Server, 'address'> | undefined): Promise<void> => {
     if (flags.prometheusTargets === undefined || server === undefined) return;
     const { address, port } = server.address() as AddressInfo;
-    const host = address === '0.0.0.0' || address === '::' ? '127.0.0.1' : address;
+    const bound = address === '0.0.0.0' || address === '::' ? '127.0.0.1' : address;
+    const host = bound.includes(':') ? `[${bound}]` : bound;
     const pruned = await pruneDeadTargets(flags.prometheusTargets);
     if (pruned.length > 0)
       log.info({ pruned }, 'removed the targets of processes no longer running');
