@@ -155,6 +155,9 @@ export {
   DURATION_BUCKETS_SECONDS,
   METER_NAME,
   createDurationHistogram,
+  observableCounter,
+  observableGauge,
+  observeBatch,
   openbellMeter,
 } from './instruments.ts';
 export { observeListener } from './pipeline-metrics.ts';

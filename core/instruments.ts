@@ -1,4 +1,10 @@
-import { metrics, type Histogram, type Meter } from '@opentelemetry/api';
+import {
+  metrics,
+  type BatchObservableResult,
+  type Histogram,
+  type Meter,
+  type Observable,
+} from '@opentelemetry/api';
 
 /** Duration histogram buckets in seconds: 100 µs to 30 s (docs/METRICS.md). */
 export const DURATION_BUCKETS_SECONDS: readonly number[] = [
@@ -30,4 +36,44 @@ export function createDurationHistogram(
     unit: 's',
     advice: { explicitBucketBoundaries: [...DURATION_BUCKETS_SECONDS] },
   });
+}
+
+/** A monotonic count read at scrape time (`_total` is added by the exporter). */
+export function observableCounter(
+  meter: Meter,
+  name: string,
+  description: string,
+  unit?: string,
+): Observable {
+  return meter.createObservableCounter(name, {
+    description,
+    ...(unit === undefined ? {} : { unit }),
+  });
+}
+
+/** A value read at scrape time. */
+export function observableGauge(
+  meter: Meter,
+  name: string,
+  description: string,
+  unit?: string,
+): Observable {
+  return meter.createObservableGauge(name, {
+    description,
+    ...(unit === undefined ? {} : { unit }),
+  });
+}
+
+/**
+ * Reads `instruments` from a component's own counters with `collect` at scrape time: nothing is
+ * recorded on the hot path, so a process pays for its metrics once per scrape, not per event.
+ * Returns the function that unregisters it.
+ */
+export function observeBatch(
+  meter: Meter,
+  instruments: Observable[],
+  collect: (observer: BatchObservableResult) => void,
+): () => void {
+  meter.addBatchObservableCallback(collect, instruments);
+  return () => meter.removeBatchObservableCallback(collect, instruments);
 }

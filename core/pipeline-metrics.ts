@@ -1,29 +1,14 @@
-import type { BatchObservableResult, Meter, Observable } from '@opentelemetry/api';
+import type { Meter } from '@opentelemetry/api';
 import type { Analyzer } from './analyzer.ts';
 import type { DecodeCounts } from './decode.ts';
+import {
+  observableCounter as counter,
+  observableGauge as gauge,
+  observeBatch as observe,
+} from './instruments.ts';
 import type { Listener } from './listener.ts';
 import type { MassiveClient } from './massive-client.ts';
 import type { BatchPublisher } from './publisher.ts';
-
-/**
- * Observable instruments read from a component's own counters at scrape time: nothing is
- * recorded on the hot path, so a process pays for its metrics once per scrape, not per event.
- */
-type Collect = (observer: BatchObservableResult) => void;
-
-/** Registers `collect` over `instruments`; returns the function that unregisters it. */
-function observe(meter: Meter, instruments: Observable[], collect: Collect): () => void {
-  meter.addBatchObservableCallback(collect, instruments);
-  return () => meter.removeBatchObservableCallback(collect, instruments);
-}
-
-function counter(meter: Meter, name: string, description: string): Observable {
-  return meter.createObservableCounter(name, { description });
-}
-
-function gauge(meter: Meter, name: string, description: string): Observable {
-  return meter.createObservableGauge(name, { description });
-}
 
 /** The parts of the mdp's intake the listener metrics read. */
 export interface ListenerParts {

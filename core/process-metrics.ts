@@ -1,5 +1,10 @@
-import type { BatchObservableResult, Meter } from '@opentelemetry/api';
-import { createDurationHistogram } from './instruments.ts';
+import type { Meter } from '@opentelemetry/api';
+import {
+  createDurationHistogram,
+  observableCounter,
+  observableGauge,
+  observeBatch,
+} from './instruments.ts';
 
 /** How often the event-loop delay is sampled. */
 const LOOP_SAMPLE_MS = 50;
@@ -10,30 +15,30 @@ const LOOP_SAMPLE_MS = 50;
  * instances). Returns the function that stops the sampling and unregisters the callbacks.
  */
 export function observeProcess(meter: Meter): () => void {
-  const rss = meter.createObservableGauge('openbell_process_resident_memory_bytes', {
-    description: 'Resident set size',
-    unit: 'By',
-  });
-  const heap = meter.createObservableGauge('openbell_process_heap_used_bytes', {
-    description: 'V8 heap in use',
-    unit: 'By',
-  });
-  const cpu = meter.createObservableCounter('openbell_process_cpu_seconds', {
-    description: 'User and system CPU time',
-    unit: 's',
-  });
+  const rss = observableGauge(
+    meter,
+    'openbell_process_resident_memory_bytes',
+    'Resident set size',
+    'By',
+  );
+  const heap = observableGauge(meter, 'openbell_process_heap_used_bytes', 'V8 heap in use', 'By');
+  const cpu = observableCounter(
+    meter,
+    'openbell_process_cpu_seconds',
+    'User and system CPU time',
+    's',
+  );
   const delay = createDurationHistogram(
     meter,
     'openbell_event_loop_delay_seconds',
     'How late a timer fires: event-loop delay, sampled every 50 ms',
   );
-  const collect = (observer: BatchObservableResult): void => {
+  const unobserve = observeBatch(meter, [rss, heap, cpu], (observer) => {
     observer.observe(rss, process.memoryUsage.rss());
     observer.observe(heap, process.memoryUsage().heapUsed);
     const { user, system } = process.cpuUsage();
     observer.observe(cpu, (user + system) / 1e6);
-  };
-  meter.addBatchObservableCallback(collect, [rss, heap, cpu]);
+  });
   let expected = performance.now() + LOOP_SAMPLE_MS;
   const timer = setInterval(() => {
     const now = performance.now();
@@ -42,6 +47,6 @@ export function observeProcess(meter: Meter): () => void {
   }, LOOP_SAMPLE_MS).unref();
   return () => {
     clearInterval(timer);
-    meter.removeBatchObservableCallback(collect, [rss, heap, cpu]);
+    unobserve();
   };
 }

@@ -1,10 +1,13 @@
-import type { BatchObservableResult, Meter } from '@opentelemetry/api';
+import type { Meter } from '@opentelemetry/api';
 import * as hdr from 'hdr-histogram-js';
 import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
 import {
   ConfigError,
   createDurationHistogram,
   newYorkTimeToMs,
+  observableCounter,
+  observableGauge,
+  observeBatch,
   openbellMeter,
   tradingDateOf,
   type FrameRange,
@@ -239,30 +242,33 @@ function observeReplay(stats: Readonly<ReplayStats>, speed: number): void {
   if (observedMeter === meter) return;
   observedMeter = meter;
   const m = {
-    frames: meter.createObservableCounter('openbell_replay_frames_sent', {
-      description: 'Frames sent',
-    }),
-    events: meter.createObservableCounter('openbell_replay_events_sent', {
-      description: 'Events in the frames sent',
-    }),
-    elapsed: meter.createObservableGauge('openbell_replay_elapsed_seconds', {
-      description: 'Wall time since the replay started',
-      unit: 's',
-    }),
-    intended: meter.createObservableGauge('openbell_replay_intended_elapsed_seconds', {
-      description: 'The time the schedule intended for the last frame sent',
-      unit: 's',
-    }),
-    speed: meter.createObservableGauge('openbell_replay_speed', {
-      description: 'The target speed (0: max or a fixed rate)',
-    }),
+    frames: observableCounter(meter, 'openbell_replay_frames_sent', 'Frames sent'),
+    events: observableCounter(meter, 'openbell_replay_events_sent', 'Events in the frames sent'),
+    elapsed: observableGauge(
+      meter,
+      'openbell_replay_elapsed_seconds',
+      'Wall time since the replay started',
+      's',
+    ),
+    intended: observableGauge(
+      meter,
+      'openbell_replay_intended_elapsed_seconds',
+      'The time the schedule intended for the last frame sent',
+      's',
+    ),
+    speed: observableGauge(
+      meter,
+      'openbell_replay_speed',
+      'The target speed (0: max or a fixed rate)',
+    ),
   };
-  meter.addBatchObservableCallback((o: BatchObservableResult) => {
+  // Registered for the life of the process: a later replay takes it over through `reported`.
+  observeBatch(meter, Object.values(m), (o) => {
     if (reported === undefined) return;
     o.observe(m.frames, reported.stats.frames);
     o.observe(m.events, reported.stats.events);
     o.observe(m.elapsed, reported.stats.elapsedMs / 1000);
     o.observe(m.intended, reported.stats.intendedMs / 1000);
     o.observe(m.speed, reported.speed);
-  }, Object.values(m));
+  });
 }

@@ -1,14 +1,13 @@
-import type { BatchObservableResult, Meter } from '@opentelemetry/api';
+import type { Meter } from '@opentelemetry/api';
+import { observableCounter, observableGauge, observeBatch } from '../../core/index.ts';
 import type { FeedStats } from './feed.ts';
 
 /** The feed's counters as observable instruments, read at scrape time (docs/METRICS.md). */
 export function observeFeed(meter: Meter, stats: () => FeedStats): () => void {
   const counter = (name: string, description: string) =>
-    meter.createObservableCounter(name, { description });
+    observableCounter(meter, name, description);
   const m = {
-    clients: meter.createObservableGauge('openbell_feed_clients', {
-      description: 'Connected traders',
-    }),
+    clients: observableGauge(meter, 'openbell_feed_clients', 'Connected traders'),
     connections: counter('openbell_feed_connections', 'Connections accepted'),
     rejected: counter('openbell_feed_rejected', 'Connections refused, by reason'),
     sent: counter('openbell_feed_messages_sent', 'Messages sent'),
@@ -21,8 +20,7 @@ export function observeFeed(meter: Meter, stats: () => FeedStats): () => void {
     errors: counter('openbell_feed_errors', 'Error messages sent, by code'),
     tickErrors: counter('openbell_feed_tick_errors', 'Failed ticks'),
   };
-  const instruments = Object.values(m);
-  const collect = (o: BatchObservableResult): void => {
+  return observeBatch(meter, Object.values(m), (o) => {
     const s = stats();
     o.observe(m.clients, s.clients);
     o.observe(m.connections, s.connections);
@@ -42,7 +40,5 @@ export function observeFeed(meter: Meter, stats: () => FeedStats): () => void {
     o.observe(m.closes, s.deadPeers, { reason: 'dead_peer' });
     for (const [code, n] of Object.entries(s.errors)) o.observe(m.errors, n ?? 0, { code });
     o.observe(m.tickErrors, s.tickErrors);
-  };
-  meter.addBatchObservableCallback(collect, instruments);
-  return () => meter.removeBatchObservableCallback(collect, instruments);
+  });
 }
