@@ -13,6 +13,7 @@ import {
   type Telemetry,
 } from '../core/index.ts';
 import { integer } from './options.ts';
+import type { RunnableService } from './run-service.ts';
 
 /** Flags of {@link telemetryOptions}. */
 export interface TelemetryFlags {
@@ -50,8 +51,19 @@ export function telemetryOptions(withPort: boolean): Option[] {
 /** A process's telemetry as its main runs it: start, expose, register, and stop. */
 export interface ProcessTelemetry {
   readonly telemetry: Telemetry;
-  /** Registers the process's `/metrics` server (when `--prometheus-targets` is set). */
+  /**
+   * Registers the process's `/metrics` server (when `--prometheus-targets` is set); a no-op once
+   * one is registered (the metrics-only port, when `--metrics-port` is given).
+   */
   register(server: Pick<Server, 'address'> | undefined): Promise<void>;
+  /**
+   * `service` with this telemetry around it: once it started, its HTTP server (`httpServer()`,
+   * which serves `/metrics`) is registered; once it closed, even with an error, telemetry stops.
+   */
+  around(
+    service: RunnableService,
+    httpServer: () => Pick<Server, 'address'> | undefined,
+  ): RunnableService;
   /** Unregisters, flushes spans and stops the SDK. */
   close(): Promise<void>;
 }
@@ -90,6 +102,7 @@ export async function startProcessTelemetry(
   let unregister: (() => Promise<void>) | undefined;
   const register = async (server: Pick<Server, 'address'> | undefined): Promise<void> => {
     if (flags.prometheusTargets === undefined || server === undefined) return;
+    if (unregister !== undefined) return;
     const { address, port } = server.address() as AddressInfo;
     const bound = address === '0.0.0.0' || address === '::' ? '127.0.0.1' : address;
     const host = bound.includes(':') ? `[${bound}]` : bound;
@@ -110,14 +123,28 @@ export async function startProcessTelemetry(
     log.info({ address: metricsServer.address() }, 'metrics listening');
     await register(metricsServer);
   }
+  const close = async (): Promise<void> => {
+    await unregister?.().catch(() => undefined);
+    metricsServer?.close();
+    await telemetry.shutdown();
+  };
   return {
     telemetry,
     register,
     ...(metricsServer === undefined ? {} : { metricsServer }),
-    close: async () => {
-      await unregister?.().catch(() => undefined);
-      metricsServer?.close();
-      await telemetry.shutdown();
-    },
+    around: (service, httpServer) => ({
+      start: async () => {
+        await service.start();
+        await register(httpServer());
+      },
+      close: async () => {
+        try {
+          await service.close();
+        } finally {
+          await close();
+        }
+      },
+    }),
+    close,
   };
 }

@@ -68,19 +68,7 @@ export function exporterCommand(): Command {
       metricsHandler: (req, res) => telemetry.telemetry.metricsHandler(req, res),
     });
     await runService(
-      {
-        start: async () => {
-          await exporter.start();
-          await telemetry.register(exporter.server);
-        },
-        close: async () => {
-          try {
-            await exporter.close();
-          } finally {
-            await telemetry.close();
-          }
-        },
-      },
+      telemetry.around(exporter, () => exporter.server),
       log,
     );
   });

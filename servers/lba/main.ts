@@ -85,40 +85,41 @@ export function lbaCommand(): Command {
     let closing = false;
     const startedAtMs = Date.now();
     await runService(
-      {
-        start: async () => {
-          if (flags.httpPort !== undefined) {
-            const app = createHttpApp({
-              ready: () => !closing && analyzer.consumer.stats.connected,
-              health: () => ({
-                status: closing ? 'stopping' : 'ok',
-                service: 'lba',
-                pid: process.pid,
-                uptimeSeconds: Math.round((Date.now() - startedAtMs) / 1000),
-                memory: process.memoryUsage(),
-                analyzer: analyzer.health(),
-              }),
-              metrics: telemetry.telemetry.metricsHandler,
-            });
-            server = await listen(app, flags.httpHost, flags.httpPort);
-            log.info({ address: server.address() }, 'http listening');
-            if (flags.metricsPort === undefined) await telemetry.register(server);
-          }
-          await redis.connect();
-          await analyzer.start();
-          log.info({ group: flags.group, namespace: connection.namespace }, 'analyzing');
+      telemetry.around(
+        {
+          start: async () => {
+            if (flags.httpPort !== undefined) {
+              const app = createHttpApp({
+                ready: () => !closing && analyzer.consumer.stats.connected,
+                health: () => ({
+                  status: closing ? 'stopping' : 'ok',
+                  service: 'lba',
+                  pid: process.pid,
+                  uptimeSeconds: Math.round((Date.now() - startedAtMs) / 1000),
+                  memory: process.memoryUsage(),
+                  analyzer: analyzer.health(),
+                }),
+                metrics: telemetry.telemetry.metricsHandler,
+              });
+              server = await listen(app, flags.httpHost, flags.httpPort);
+              log.info({ address: server.address() }, 'http listening');
+            }
+            await redis.connect();
+            await analyzer.start();
+            log.info({ group: flags.group, namespace: connection.namespace }, 'analyzing');
+          },
+          close: async () => {
+            closing = true;
+            try {
+              await analyzer.close();
+            } finally {
+              redis.disconnect();
+              server?.close();
+            }
+          },
         },
-        close: async () => {
-          closing = true;
-          try {
-            await analyzer.close();
-          } finally {
-            redis.disconnect();
-            server?.close();
-            await telemetry.close();
-          }
-        },
-      },
+        () => server,
+      ),
       log,
     );
   });

@@ -89,21 +89,9 @@ export function feedCommand(): Command {
       log,
       ...(clustered ? {} : { metrics: telemetry.telemetry.metricsHandler }),
     });
+    // Clustered, the shared port serves no /metrics: only the metrics-only ports register.
     await runService(
-      {
-        start: async () => {
-          await server.start();
-          if (!clustered && flags.metricsPort === undefined)
-            await telemetry.register(server.server);
-        },
-        close: async () => {
-          try {
-            await server.close();
-          } finally {
-            await telemetry.close();
-          }
-        },
-      },
+      telemetry.around(server, () => (clustered ? undefined : server.server)),
       log,
     );
   });

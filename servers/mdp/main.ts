@@ -178,19 +178,7 @@ export function mdpCommand(): Command {
       },
     });
     await runService(
-      {
-        start: async () => {
-          await mdp.start();
-          await telemetry.register(mdp.server);
-        },
-        close: async () => {
-          try {
-            await mdp.close();
-          } finally {
-            await telemetry.close();
-          }
-        },
-      },
+      telemetry.around(mdp, () => mdp.server),
       log,
     );
   });
