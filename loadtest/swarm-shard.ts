@@ -2,7 +2,7 @@ import type { Histogram } from 'hdr-histogram-js';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { WebSocket } from 'ws';
 import { FEED_BEARER_PREFIX, FEED_SUBPROTOCOL } from '../core/index.ts';
-import type { SwarmResult } from './swarm.ts';
+import type { SwarmProgress, SwarmResult } from './swarm.ts';
 import {
   SUBSCRIBE_ID,
   classifyConnectError,
@@ -30,19 +30,11 @@ export interface SwarmShardConfig {
   origin?: string | undefined;
 }
 
-/** A shard's counters for progress lines. */
-export interface SwarmShardProgress {
-  subscribed: number;
-  connectFailures: number;
-  open: number;
-  updates: number;
-  disconnects: number;
-  /**
-   * Delivery latency p99 (ms) of the updates measured since the last progress, null without
-   * any; across shards, the worst shard's.
-   */
-  recentLatencyP99Ms: number | null;
-}
+/**
+ * A shard's counters for progress lines: the swarm's progress without its phase and clock
+ * (across shards the counts add up, and the recent latency p99 is the worst shard's).
+ */
+export type SwarmShardProgress = Omit<SwarmProgress, 'phase' | 'elapsedMs'>;
 
 /** What one shard measured; the shards' parts add up to the swarm's result. */
 export interface SwarmPart extends Pick<
