@@ -5,6 +5,7 @@ import {
   type Context,
   type Link,
   type SpanContext,
+  TraceFlags,
   type Tracer,
 } from '@opentelemetry/api';
 
@@ -41,7 +42,8 @@ export function contextFromHeaders(
  * kept): a conflated step (a board publication, a feed tick) links to the work it carries.
  */
 export interface LinkRing {
-  add(spanContext: SpanContext): void;
+  /** Keeps `spanContext` when it is valid and sampled. */
+  add(spanContext: SpanContext | undefined): void;
   take(): Link[];
 }
 
@@ -50,7 +52,8 @@ export function createLinkRing(max = 16): LinkRing {
   let links: Link[] = [];
   return {
     add(spanContext) {
-      if (!trace.isSpanContextValid(spanContext) || (spanContext.traceFlags & 1) === 0) return;
+      if (spanContext === undefined || !trace.isSpanContextValid(spanContext)) return;
+      if ((spanContext.traceFlags & TraceFlags.SAMPLED) === 0) return;
       links.push({ context: spanContext });
       if (links.length > max) links = links.slice(-max);
     },

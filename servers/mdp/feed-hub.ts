@@ -1,4 +1,4 @@
-import { INVALID_SPAN_CONTEXT, trace } from '@opentelemetry/api';
+import { trace } from '@opentelemetry/api';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -96,13 +96,8 @@ export function createFeedHub<S>(options: FeedHubOptions): FeedHub<S> {
       return;
     }
     stats.boardMessages++;
-    if (update.traceparent !== undefined) {
-      const carried = contextFromHeaders({
-        traceparent: update.traceparent,
-        tracestate: update.tracestate,
-      });
-      options.traces?.add(trace.getSpanContext(carried) ?? INVALID_SPAN_CONTEXT);
-    }
+    const { traceparent, tracestate } = update;
+    options.traces?.add(trace.getSpanContext(contextFromHeaders({ traceparent, tracestate })));
     if (update.date !== date) return;
     const known = latest.get(update.board);
     if (known === undefined || update.version >= known.version) {
