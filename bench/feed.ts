@@ -2,7 +2,6 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readFileSync, readdirSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
@@ -13,7 +12,7 @@ import { runSwarm, type SwarmResult } from '../loadtest/swarm.ts';
 import { deleteKeys } from '../testing/services-admin.ts';
 import { createBoardChurn, type BoardChurn } from './board-churn.ts';
 import type { Measurement } from './measure.ts';
-import { rssMiB } from '../replay/lab-probe.ts';
+import { freePort, rssMiB } from '../replay/lab-probe.ts';
 
 const CLI = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
 
@@ -375,15 +374,6 @@ async function feedStats(base: string): Promise<Record<string, number>> {
   for (const [key, value] of Object.entries(body.feed ?? {}))
     if (typeof value === 'number') numbers[key] = value;
   return numbers;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
 }
 
 /** A process and its children (the feed's `--processes` workers), from /proc. */

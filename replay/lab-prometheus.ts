@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { findExecutable } from '../services/processes.ts';
+import { probeHttp, waitFor } from '../services/probe.ts';
 import { freePort } from './lab-probe.ts';
 
 const RULES_DIR = fileURLToPath(new URL('../grafana/rules', import.meta.url));
@@ -95,18 +96,14 @@ export async function startRunPrometheus(dir: string, binary: string): Promise<R
   };
 }
 
+/** Polls `/-/ready` until Prometheus answers; fails at once when the process exits. */
 async function waitReady(url: string, child: ChildProcess, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
+  const result = await waitFor(() => {
     if (child.exitCode !== null) throw new Error(`prometheus exited (${child.exitCode}) at start`);
-    const ready = await fetch(`${url}/-/ready`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ready) return;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  throw new Error(`prometheus not ready at ${url} within ${timeoutMs} ms`);
+    return probeHttp(`${url}/-/ready`);
+  }, timeoutMs);
+  if (!result.ok)
+    throw new Error(`prometheus not ready at ${url} within ${timeoutMs} ms: ${result.error}`);
 }
 
 /**
