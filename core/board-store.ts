@@ -99,9 +99,9 @@ export function createBoardStore(options: BoardStoreOptions): BoardStore {
   const retention = String(options.retentionMs ?? 4 * 86_400_000);
   const redis = options.redis as ScriptRedis;
   if (typeof redis.openbellApply !== 'function') {
-    redis.defineCommand('openbellApply', { numberOfKeys: 9, lua: APPLY });
-    redis.defineCommand('openbellRefresh', { numberOfKeys: 3, lua: REFRESH });
-    redis.defineCommand('openbellPrevClose', { numberOfKeys: 3, lua: PREV_CLOSE });
+    redis.defineCommand('openbellApply', { numberOfKeys: 10, lua: APPLY });
+    redis.defineCommand('openbellRefresh', { numberOfKeys: 4, lua: REFRESH });
+    redis.defineCommand('openbellPrevClose', { numberOfKeys: 4, lua: PREV_CLOSE });
     redis.defineCommand('openbellSetLatest', { numberOfKeys: 1, lua: SET_LATEST });
   }
   const latestSeen = { date: '' };
@@ -119,8 +119,8 @@ export function createBoardStore(options: BoardStoreOptions): BoardStore {
       names.board(d, 'gainers'),
       names.board(d, 'volume'),
       names.board(d, 'trades'),
+      names.states(d),
       ids.join(','),
-      names.symbolPrefix(d),
       String(board.windowMs),
       retention,
       String(part.aggregateSymbols),
@@ -225,7 +225,7 @@ export function createBoardStore(options: BoardStoreOptions): BoardStore {
         names.prevClose(date),
         names.noPrevClose(date),
         names.board(date, 'gappers'),
-        names.symbolPrefix(date),
+        names.states(date),
         retention,
         ...args,
       );
@@ -237,7 +237,7 @@ export function createBoardStore(options: BoardStoreOptions): BoardStore {
     names.market(date),
     names.board(date, 'trades'),
     names.board(date, 'momentum'),
-    names.symbolPrefix(date),
+    names.states(date),
     String(board.windowMs),
     String(board.momentumMinHistoryMs),
     retention,
@@ -277,8 +277,8 @@ export function createBoardStore(options: BoardStoreOptions): BoardStore {
       return rows;
     });
     const symbols = [...new Set(lists.flat().map((r) => r.sym))];
-    const keys = symbols.map((sym) => names.symbol(date, sym));
-    const values = keys.length === 0 ? [] : await redis.mgetBuffer(...keys);
+    const values =
+      symbols.length === 0 ? [] : await redis.hmgetBuffer(names.states(date), ...symbols);
     const quote = new Map<string, [number | null, number | null]>();
     const number = (value: unknown): number | null => (typeof value === 'number' ? value : null);
     symbols.forEach((sym, n) => {

@@ -6,9 +6,8 @@ describe('createNames', () => {
   it('builds keys as <ns>:<entity>:{<date>}:<id> with the date as hash tag', () => {
     const names = createNames();
     expect(names.board('2026-11-24', 'gainers')).toBe('openbell:board:{2026-11-24}:gainers');
-    expect(names.symbol('2026-11-24', 'BRK.B')).toBe('openbell:sym:{2026-11-24}:BRK.B');
+    expect(names.states('2026-11-24')).toBe('openbell:state:{2026-11-24}');
     expect(names.windowTrades('2026-11-24')).toBe('openbell:window:{2026-11-24}');
-    expect(names.symbolPrefix('2026-11-24')).toBe('openbell:sym:{2026-11-24}:');
     expect(names.prevClose('2026-11-24')).toBe('openbell:prevclose:{2026-11-24}');
     expect(names.appliedBatches('2026-11-24')).toBe('openbell:batches:{2026-11-24}');
     expect(names.boardUpdates('2026-11-24')).toBe('openbell:updates:{2026-11-24}');
@@ -25,9 +24,9 @@ describe('createNames', () => {
 
   it('rejects identifiers and dates that would change a key shape', () => {
     const names = createNames();
-    expect(() => names.symbol('2026-11-24', 'A:B')).toThrow(ConfigError);
-    expect(() => names.symbol('2026-11-24', '{A}')).toThrow(ConfigError);
-    expect(() => names.symbol('2026-11-24', '')).toThrow(ConfigError);
+    expect(() => names.queue('a:b')).toThrow(ConfigError);
+    expect(() => names.queue('{A}')).toThrow(ConfigError);
+    expect(() => names.queue('')).toThrow(ConfigError);
     expect(() => names.board('20261124', 'gainers')).toThrow(/YYYY-MM-DD/);
     expect(() => names.queue('a b')).toThrow(ConfigError);
     expect(() => createNames({ namespace: 'Open:Bell' })).toThrow(/namespace/);

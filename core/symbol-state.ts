@@ -37,7 +37,7 @@ export interface SymbolState {
 }
 
 /**
- * Reads the state of `syms` on `date` (one MGET and one HMGET): the array lua/apply.lua keeps per
+ * Reads the state of `syms` on `date` (two HMGETs): the array lua/apply.lua keeps per
  * symbol (`e, av, c, oe, oav, op, tn, tv, tf, wn, wv`), with the previous close beside it.
  */
 export async function readSymbolStates(
@@ -48,7 +48,7 @@ export async function readSymbolStates(
 ): Promise<SymbolState[]> {
   if (syms.length === 0) return [];
   const [values, closes] = await Promise.all([
-    redis.mgetBuffer(...syms.map((sym) => names.symbol(date, sym))),
+    redis.hmgetBuffer(names.states(date), ...syms),
     redis.hmget(names.prevClose(date), ...syms),
   ]);
   return syms.map((sym, n) => {

@@ -27,7 +27,7 @@ describe('test harness', () => {
     const b = await createIsolation();
     expect(a.namespace).not.toBe(b.namespace);
     await a.redis.set(a.names.prevClose('2026-11-24'), '1');
-    await a.redis.hset(a.names.symbol('2026-11-24', 'AAPL'), 'c', '190.5');
+    await a.redis.hset(a.names.states('2026-11-24'), 'AAPL', '190.5');
     expect(await b.redis.keys(`${b.namespace}:*`)).toEqual([]);
 
     const connection = await amqp.connect(a.amqpUrl);

@@ -1,19 +1,20 @@
 -- Applies one prepared group of batches for one trading date, atomically. Order-independent: the
 -- result does not depend on the order groups arrive in, nor on how many analyzers apply them.
 -- KEYS: 1 applied batch ids, 2 market hash, 3 window trades zset, 4 previous closes,
---       5 symbols without a previous close, 6 gappers, 7 gainers, 8 volume, 9 trades
--- ARGV: 1 batch ids (comma-separated; the first names the group), 2 symbol key prefix,
---       3 window ms, 4 retention ms, 5 aggregate symbols, 6 trade symbols, 7 newest trade time
---       ('' without trades), 8 aggregate events, 9 trade events, 10 distinct trade times,
---       11 msgpack [aggregates, trades, window], three flat arrays:
+--       5 symbols without a previous close, 6 gappers, 7 gainers, 8 volume, 9 trades,
+--       10 symbol states hash
+-- ARGV: 1 batch ids (comma-separated; the first names the group), 2 window ms, 3 retention ms,
+--       4 aggregate symbols, 5 trade symbols, 6 newest trade time ('' without trades),
+--       7 aggregate events, 8 trade events, 9 distinct trade times,
+--       10 msgpack [aggregates, trades, window], three flat arrays:
 --   aggregates: sym, e, av, c, oe, oav, op (zeros when no bar of the group carried op)
 --   trades:     sym, count, notional units, first t, entry count, then entries (t, count, units)
 --   window:     t, 'sym|count|units;…' (every trade entry at that time, packed by the analyzer)
--- Each symbol's hash is read once and written once; each board gets one command per group.
+-- Each symbol's state is read once and written once; each board gets one command per group.
 -- Board scores are stored negated so that ZRANGE gives score descending, ties by symbol ascending.
 local call, tonumber, argv = redis.call, tonumber, ARGV
 -- Everything that can fail on bad input runs before the batch ids are marked applied.
-local records = cmsgpack.unpack(argv[11])
+local records = cmsgpack.unpack(argv[10])
 
 -- Exactly once: when any batch of the group was applied before, nothing is applied and those
 -- ids are returned, so the caller can apply the group again without them.
@@ -31,9 +32,9 @@ if #duplicates > 0 then
   return { 0, duplicates }
 end
 call('SADD', KEYS[1], unpack(ids))
-local groupId, prefix = ids[1], argv[2]
-local windowMs, retentionMs = tonumber(argv[3]), argv[4]
-local nAgg, nSym, nTimes = tonumber(argv[5]), tonumber(argv[6]), tonumber(argv[10])
+local groupId = ids[1]
+local windowMs, retentionMs = tonumber(argv[2]), argv[3]
+local nAgg, nSym, nTimes = tonumber(argv[4]), tonumber(argv[5]), tonumber(argv[9])
 
 local function later(e1, av1, e2, av2)
   return e2 == nil or e1 > e2 or (e1 == e2 and av1 > av2)
@@ -69,10 +70,10 @@ end
 local cutoff, gone = nil, {}
 if nSym > 0 then
   local tEnd = tonumber(call('HGET', KEYS[2], 'tEnd'))
-  local newEnd = tonumber(argv[7])
+  local newEnd = tonumber(argv[6])
   local moved = tEnd == nil or newEnd > tEnd
   if moved then
-    call('HSET', KEYS[2], 'tEnd', argv[7])
+    call('HSET', KEYS[2], 'tEnd', argv[6])
   else
     newEnd = tEnd
   end
@@ -118,7 +119,8 @@ local volume, gappers, gainers, tradesBoard, tradesGone, noPrev = {}, {}, {}, {}
 local changed = 0
 
 -- A symbol's state is one msgpack array: e, av, c, oe, oav, op, tn, tv, tf, wn, wv (false when
--- unknown). One MGET per chunk of symbols reads them all; one SET ... PX writes each.
+-- unknown), a field of the states hash. One HMGET and one HSET per chunk of symbols: a command
+-- per symbol would cost Redis about as much as everything else here together.
 local E, AV, C, OE, OAV, OP, TN, TV, TF, WN, WV = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
 
 local function applyBar(sym, a, st)
@@ -182,11 +184,8 @@ end
 
 for k = 1, #order, 2000 do
   local last = math.min(k + 1999, #order)
-  local keys = {}
-  for n = k, last do
-    keys[#keys + 1] = prefix .. order[n]
-  end
-  local values = call('MGET', unpack(keys))
+  local values = call('HMGET', KEYS[10], unpack(order, k, last))
+  local writes = {}
   for n = k, last do
     local sym = order[n]
     local raw = values[n - k + 1]
@@ -201,8 +200,11 @@ for k = 1, #order, 2000 do
       dirty = true
     end
     if dirty then
-      call('SET', keys[n - k + 1], cmsgpack.pack(st), 'PX', retentionMs)
+      writes[#writes + 1], writes[#writes + 2] = sym, cmsgpack.pack(st)
     end
+  end
+  if #writes > 0 then
+    call('HSET', KEYS[10], unpack(writes))
   end
 end
 
@@ -223,9 +225,9 @@ end
 if changed > 0 then
   call('HINCRBY', KEYS[2], 'version', 1)
 end
-call('HINCRBY', KEYS[2], 'appliedAggregates', argv[8])
-call('HINCRBY', KEYS[2], 'appliedTrades', argv[9])
-for k = 1, 9 do
+call('HINCRBY', KEYS[2], 'appliedAggregates', argv[7])
+call('HINCRBY', KEYS[2], 'appliedTrades', argv[8])
+for k = 1, 10 do
   call('PEXPIRE', KEYS[k], retentionMs)
 end
 return { 1, changed }

@@ -1,10 +1,10 @@
 -- Recomputes the momentum board at the current window end: for every symbol with trades in the
 -- window, N_w / (N_d * W / T_d), W the window in seconds and T_d the seconds from the symbol's
 -- first trade to the window end; symbols with T_d below the minimum history are left out.
--- KEYS: 1 market hash, 2 trades board, 3 momentum board
--- ARGV: 1 symbol key prefix, 2 window ms, 3 minimum history ms, 4 retention ms,
---       5 'read' to return the (negated score, symbol) pairs instead of storing them
-local readOnly = ARGV[5] == 'read'
+-- KEYS: 1 market hash, 2 trades board, 3 momentum board, 4 symbol states hash
+-- ARGV: 1 window ms, 2 minimum history ms, 3 retention ms,
+--       4 'read' to return the (negated score, symbol) pairs instead of storing them
+local readOnly = ARGV[4] == 'read'
 local tEnd = tonumber(redis.call('HGET', KEYS[1], 'tEnd'))
 if not readOnly then
   redis.call('DEL', KEYS[3])
@@ -12,16 +12,12 @@ end
 if tEnd == nil then
   return readOnly and {} or 0
 end
-local prefix, windowSec, minHistoryMs = ARGV[1], tonumber(ARGV[2]) / 1000, tonumber(ARGV[3])
+local windowSec, minHistoryMs = tonumber(ARGV[1]) / 1000, tonumber(ARGV[2])
 local args = {}
 local syms = redis.call('ZRANGE', KEYS[2], 0, -1)
 for k = 1, #syms, 2000 do
   local last = math.min(k + 1999, #syms)
-  local keys = {}
-  for n = k, last do
-    keys[#keys + 1] = prefix .. syms[n]
-  end
-  local values = redis.call('MGET', unpack(keys))
+  local values = redis.call('HMGET', KEYS[4], unpack(syms, k, last))
   for n = k, last do
     local raw = values[n - k + 1]
     if raw then
@@ -46,5 +42,5 @@ end
 for k = 1, #args, 2000 do
   redis.call('ZADD', KEYS[3], unpack(args, k, math.min(k + 1999, #args)))
 end
-redis.call('PEXPIRE', KEYS[3], ARGV[4])
+redis.call('PEXPIRE', KEYS[3], ARGV[3])
 return #args / 2

@@ -35,7 +35,7 @@ export interface FeedGroup<S> {
 
 /** Options of {@link createFeedHub}. */
 export interface FeedHubOptions {
-  /** Reads (GET, HGETALL, MGET). */
+  /** Reads: boards, symbol states, versions. */
   redis: Redis;
   /** A dedicated connection for pub/sub. */
   subscriber: Redis;
