@@ -1,4 +1,4 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -11,7 +11,7 @@ import { openFileLimit } from '../loadtest/swarm-main.ts';
 import { runSwarm, type SwarmResult } from '../loadtest/swarm.ts';
 import { deleteKeys } from '../testing/services-admin.ts';
 import { createBoardChurn, type BoardChurn } from './board-churn.ts';
-import type { Measurement } from './measure.ts';
+import { cpuSeconds, type Measurement } from './measure.ts';
 import { freePort, rssMiB } from '../replay/lab-probe.ts';
 
 const CLI = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
@@ -390,16 +390,6 @@ function treePids(pid: number): number[] {
     })
     .map(Number);
   return [pid, ...children];
-}
-
-let clockTicks: number | undefined;
-/** CPU seconds (user + system) a process has used, from /proc. */
-function cpuSeconds(pid: number): number {
-  clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // After the command: state is field 3, utime 14 and stime 15 (1-based, man 5 proc).
-  return (Number(fields[11]) + Number(fields[12])) / clockTicks;
 }
 
 const round3 = (n: number): number => Math.round(n * 1000) / 1000;

@@ -74,7 +74,7 @@ const suites: Record<string, () => Measurement[] | Promise<Measurement[]>> = {
     return benchReplay({ amqpUrl });
   },
   pipeline: async () => benchPipeline(await pipelineOptions()),
-  // Not in the default set: six end-to-end runs (`--only tracing`).
+  // Not in the default set: ten end-to-end runs (`--only tracing`).
   tracing: async () => benchTracing(await pipelineOptions()),
   feed: async () => {
     const { redisUrl } = await services();

@@ -1,3 +1,6 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
 /** One measured figure of a benchmark. */
 export interface Measurement {
   name: string;
@@ -40,4 +43,14 @@ export function measureSync(
     medianPerSecond: Math.round(items / median),
     nsPerItem: Math.round((best * 1e9) / items),
   };
+}
+
+let clockTicks: number | undefined;
+/** CPU seconds (user + system, every thread) a process has used, from /proc. */
+export function cpuSeconds(pid: number): number {
+  clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // After the command: state is field 3, utime 14 and stime 15 (1-based, man 5 proc).
+  return (Number(fields[11]) + Number(fields[12])) / clockTicks;
 }
