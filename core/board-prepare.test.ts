@@ -26,6 +26,7 @@ describe('prepareBatch', () => {
   it('sums trades per symbol and per trade time, with integer notional', () => {
     const out = prepareBatch([
       { ev: 'T', sym: 'F', t: OPEN + 5, p: 12.34, s: 100 },
+      { ev: 'T', sym: 'BRK.B', t: OPEN + 5, p: 1, s: 3 },
       { ev: 'T', sym: 'F', t: OPEN + 5, p: 12.35, s: 0.5 },
       { ev: 'T', sym: 'F', t: OPEN + 1, p: 12.3, s: 10 },
     ]);
@@ -38,15 +39,17 @@ describe('prepareBatch', () => {
       3,
       u0 + u1 + u2,
       OPEN + 1,
-      2,
-      OPEN + 5,
-      2,
-      u0 + u1,
-      OPEN + 1,
+      'BRK.B',
       1,
-      u2,
+      30_000,
+      OPEN + 5,
     ]);
-    expect(part.windowRecords).toEqual([OPEN + 5, `F|2|${u0 + u1}`, OPEN + 1, `F|1|${u2}`]);
+    expect(part.windowRecords).toEqual([
+      OPEN + 5,
+      `F|2|${u0 + u1};BRK.B|1|30000`,
+      OPEN + 1,
+      `F|1|${u2}`,
+    ]);
     expect(part.maxTradeMs).toBe(OPEN + 5);
   });
 

@@ -15,10 +15,13 @@ export interface PreparedDate {
   /** Per symbol: sym, e, av, c, then oe, oav, op of the newest bar carrying op (zeros without). */
   aggregateRecords: (string | number)[];
   aggregateSymbols: number;
-  /** Per symbol: sym, count, units, first t, entry count, then entries (t, count, units). */
+  /** Per symbol: sym, count, units, first t. */
   tradeRecords: (string | number)[];
   tradeSymbols: number;
-  /** Per distinct trade time: the time, then its `sym|count|units` entries joined by `;`. */
+  /**
+   * Per distinct trade time: the time, then its `sym|count|units` entries joined by `;`. The
+   * window's expiry entries, and what the script reads when part of a group is already outside it.
+   */
   windowRecords: (string | number)[];
   windowTimes: number;
   /** Newest trade time of this part of the batch, epoch ms; `undefined` without trades. */
@@ -43,12 +46,13 @@ interface TradePick {
   count: number;
   units: number;
   firstMs: number;
-  byTime: Map<number, [count: number, units: number]>;
 }
 
 interface DateParts {
   bars: Map<string, BarPick>;
   trades: Map<string, TradePick>;
+  /** Per trade time, per symbol: count and notional units. */
+  byTime: Map<number, Map<string, [count: number, units: number]>>;
   maxTradeMs: number | undefined;
   aggregates: number;
   tradeCount: number;
@@ -87,6 +91,7 @@ export function prepareBatch(
       part = {
         bars: new Map(),
         trades: new Map(),
+        byTime: new Map(),
         maxTradeMs: undefined,
         aggregates: 0,
         tradeCount: 0,
@@ -136,16 +141,17 @@ function addTrade(trade: TradeEvent, partOf: (ms: number) => DateParts): boolean
   part.tradeCount++;
   if (part.maxTradeMs === undefined || t > part.maxTradeMs) part.maxTradeMs = t;
   const units = notionalUnits(p, s);
-  let pick = part.trades.get(trade.sym);
-  if (pick === undefined) {
-    pick = { count: 0, units: 0, firstMs: t, byTime: new Map() };
-    part.trades.set(trade.sym, pick);
+  const pick = part.trades.get(trade.sym);
+  if (pick === undefined) part.trades.set(trade.sym, { count: 1, units, firstMs: t });
+  else {
+    pick.count++;
+    pick.units += units;
+    if (t < pick.firstMs) pick.firstMs = t;
   }
-  pick.count++;
-  pick.units += units;
-  if (t < pick.firstMs) pick.firstMs = t;
-  const slot = pick.byTime.get(t);
-  if (slot === undefined) pick.byTime.set(t, [1, units]);
+  let atTime = part.byTime.get(t);
+  if (atTime === undefined) part.byTime.set(t, (atTime = new Map()));
+  const slot = atTime.get(trade.sym);
+  if (slot === undefined) atTime.set(trade.sym, [1, units]);
   else {
     slot[0]++;
     slot[1] += units;
@@ -159,20 +165,16 @@ function toArgs(date: string, part: DateParts): PreparedDate {
     aggregateRecords.push(sym, best.e, best.av, best.c, open?.e ?? 0, open?.av ?? 0, open?.op ?? 0);
   }
   const tradeRecords: (string | number)[] = [];
-  const byTime = new Map<number, string[]>();
-  for (const [sym, pick] of part.trades) {
-    tradeRecords.push(sym, pick.count, pick.units, pick.firstMs, pick.byTime.size);
-    for (const [t, [count, units]] of pick.byTime) {
-      tradeRecords.push(t, count, units);
-      const packed = `${sym}|${count}|${units}`;
-      const list = byTime.get(t);
-      if (list === undefined) byTime.set(t, [packed]);
-      else list.push(packed);
-    }
-  }
+  for (const [sym, pick] of part.trades)
+    tradeRecords.push(sym, pick.count, pick.units, pick.firstMs);
   // The window's expiry entries, one per trade time, packed here rather than in the script.
   const windowRecords: (string | number)[] = [];
-  for (const [t, list] of byTime) windowRecords.push(t, list.join(';'));
+  for (const [t, atTime] of part.byTime) {
+    let packed = '';
+    for (const [sym, [count, units]] of atTime)
+      packed += packed === '' ? `${sym}|${count}|${units}` : `;${sym}|${count}|${units}`;
+    windowRecords.push(t, packed);
+  }
   return {
     date,
     aggregateRecords,
@@ -180,7 +182,7 @@ function toArgs(date: string, part: DateParts): PreparedDate {
     tradeRecords,
     tradeSymbols: part.trades.size,
     windowRecords,
-    windowTimes: byTime.size,
+    windowTimes: part.byTime.size,
     maxTradeMs: part.maxTradeMs,
     aggregates: part.aggregates,
     trades: part.tradeCount,

@@ -8,7 +8,7 @@
 --       7 aggregate events, 8 trade events, 9 distinct trade times,
 --       10 msgpack [aggregates, trades, window], three flat arrays:
 --   aggregates: sym, e, av, c, oe, oav, op (zeros when no bar of the group carried op)
---   trades:     sym, count, notional units, first t, entry count, then entries (t, count, units)
+--   trades:     sym, count, notional units, first t
 --   window:     t, 'sym|count|units;…' (every trade entry at that time, packed by the analyzer)
 -- Each symbol's state is read once and written once; each board gets one command per group.
 -- Board scores are stored negated so that ZRANGE gives score descending, ties by symbol ascending.
@@ -63,7 +63,7 @@ for _ = 1, nSym do
   local sym = tradeRec[i]
   trades[sym] = i
   touch(sym)
-  i = i + 5 + 3 * tradeRec[i + 4]
+  i = i + 4
 end
 
 -- The window: its end is the newest trade seen; entries at or before end - window leave it.
@@ -150,6 +150,30 @@ local function applyBar(sym, a, st)
   return true
 end
 
+-- Per symbol, the group's trades inside the window, read from the window entries: only needed
+-- when part of a group is already outside the window (late data), so built on first use.
+local lateWindow = nil
+local function inWindow(sym)
+  if lateWindow == nil then
+    lateWindow = {}
+    local j = 1
+    for _ = 1, nTimes do
+      if windowRec[j] > cutoff then
+        for s, n, u in string.gmatch(windowRec[j + 1], '([^|;]+)|(%d+)|(%d+)') do
+          local w = lateWindow[s]
+          if w == nil then
+            lateWindow[s] = { tonumber(n), tonumber(u) }
+          else
+            w[1], w[2] = w[1] + tonumber(n), w[2] + tonumber(u)
+          end
+        end
+      end
+      j = j + 2
+    end
+  end
+  return lateWindow[sym]
+end
+
 local function applyTrades(sym, t, d, st)
   local wn, wv = st[WN] or 0, st[WV] or 0
   if t then
@@ -162,12 +186,9 @@ local function applyTrades(sym, t, d, st)
       -- Every trade of the group is inside the window: the totals are the window's.
       wn, wv = wn + count, wv + units
     else
-      local j = t + 5
-      for _ = 1, tradeRec[t + 4] do
-        if tradeRec[j] > cutoff then
-          wn, wv = wn + tradeRec[j + 1], wv + tradeRec[j + 2]
-        end
-        j = j + 3
+      local w = inWindow(sym)
+      if w then
+        wn, wv = wn + w[1], wv + w[2]
       end
     end
   end
