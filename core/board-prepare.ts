@@ -149,7 +149,10 @@ function addTrade(trade: TradeEvent, partOf: (ms: number) => DateParts): boolean
     if (t < pick.firstMs) pick.firstMs = t;
   }
   let atTime = part.byTime.get(t);
-  if (atTime === undefined) part.byTime.set(t, (atTime = new Map()));
+  if (atTime === undefined) {
+    atTime = new Map<string, [number, number]>();
+    part.byTime.set(t, atTime);
+  }
   const slot = atTime.get(trade.sym);
   if (slot === undefined) atTime.set(trade.sym, [1, units]);
   else {
