@@ -18,7 +18,7 @@ export interface TransportOptions {
   queueTtlMs: number;
   /** Batches a queue holds before dropping its oldest. @default 20000 */
   queueMaxLength: number;
-  /** Unacknowledged batches per consumer. @default 64 */
+  /** Unacknowledged batches per consumer. @default 128 */
   prefetch: number;
   /** Events per published batch. @default 500 */
   batchMaxEvents: number;
@@ -50,7 +50,7 @@ export const DEFAULTS = {
   transport: {
     queueTtlMs: 5000,
     queueMaxLength: 20_000,
-    prefetch: 64,
+    prefetch: 128,
     batchMaxEvents: 500,
     batchMaxDelayMs: 10,
     bufferMaxEvents: 1_000_000,

@@ -4,7 +4,7 @@ import type { ApplyResult, BoardStore } from './board-store.ts';
 /** Options of {@link createGroupApplier}. */
 export interface GroupApplierOptions {
   store: Pick<BoardStore, 'applyBatches'>;
-  /** A group is applied as soon as it holds this many events, and never holds more (but one batch). @default 8000 */
+  /** A group is applied as soon as it holds this many events, and never holds more (but one batch). @default 16000 */
   groupMaxEvents?: number;
   /** Groups applied at once: one executes in Redis while the next one fills. @default 2 */
   groupsInFlight?: number;
@@ -30,7 +30,7 @@ interface Pending {
  * read and written once per group. What waits is bounded by the consumer's concurrency.
  */
 export function createGroupApplier(options: GroupApplierOptions): GroupApplier {
-  const groupMaxEvents = options.groupMaxEvents ?? 8000;
+  const groupMaxEvents = options.groupMaxEvents ?? 16_000;
   const groupsInFlight = options.groupsInFlight ?? 2;
   const pending: Pending[] = [];
   let pendingEvents = 0;
