@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 
 /** One measured figure of a benchmark. */
 export interface Measurement {
@@ -53,4 +53,18 @@ export function cpuSeconds(pid: number): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // After the command: state is field 3, utime 14 and stime 15 (1-based, man 5 proc).
   return (Number(fields[11]) + Number(fields[12])) / clockTicks;
+}
+
+/** The pid of a local process whose command line matches, from /proc; `undefined` if none. */
+export function findProcess(matches: (commandLine: string) => boolean): number | undefined {
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (matches(readFileSync(`/proc/${name}/cmdline`, 'utf8').replaceAll('\0', ' ')))
+        return Number(name);
+    } catch {
+      // It exited while we looked.
+    }
+  }
+  return undefined;
 }

@@ -21,7 +21,7 @@ import {
 import type { ServiceUrls } from '../services/ensure.ts';
 import { createMassiveServer } from '../replay/massive-server.ts';
 import { deleteKeys, management } from '../testing/services-admin.ts';
-import { cpuSeconds, type Measurement } from './measure.ts';
+import { cpuSeconds, findProcess, type Measurement } from './measure.ts';
 import { sampleWireEvents, toFrames } from './sample.ts';
 
 const BIN = fileURLToPath(new URL('../bin/openbell.mjs', import.meta.url));
@@ -264,12 +264,20 @@ async function endToEnd(
       createNames({ namespace: box.namespace }).queue('analyzers'),
     );
     // CPU time of each part over the run: what a faster end to end has to take from.
-    const cpu = async () => ({
-      mdp: cpuSeconds(mdp.pid!),
-      lba: cpuSeconds(lba.pid!),
-      redis: await redisCpuSeconds(redis),
-      sender: process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6,
-    });
+    // RabbitMQ when it runs on this machine (the Erlang VM booted with the rabbit application).
+    const broker = findProcess(
+      (line) => line.includes('beam.smp') && line.includes('-s rabbit boot'),
+    );
+    const cpu = async () => {
+      const self = process.cpuUsage();
+      return {
+        mdp: cpuSeconds(mdp.pid!),
+        lba: cpuSeconds(lba.pid!),
+        redis: await redisCpuSeconds(redis),
+        ...(broker === undefined ? {} : { rabbitmq: cpuSeconds(broker) }),
+        sender: (self.user + self.system) / 1e6,
+      };
+    };
     const cpuBefore = await cpu();
     const start = performance.now();
     for (const frame of frames) server.send(frame);
@@ -284,10 +292,11 @@ async function endToEnd(
     const cpuAfter = await cpu();
     if (applied < applicable)
       throw new Error(`pipeline bench: ${applied} of ${applicable} events applied in 300 s`);
+    const before: Record<string, number> = cpuBefore;
     const cpuUsPerEvent = Object.fromEntries(
       Object.entries(cpuAfter).map(([part, after]) => [
         part,
-        Math.round(((after - cpuBefore[part as keyof typeof cpuBefore]) * 1e7) / events) / 10,
+        Math.round(((after - before[part]!) * 1e7) / events) / 10,
       ]),
     );
     return result(name, events, seconds, {
