@@ -3,20 +3,13 @@ import { Redis } from 'ioredis';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 import {
   ConfigError,
-  FEED_BEARER_PREFIX,
   FEED_CLOSE,
   FEED_SUBPROTOCOL,
   assertFeedSecret,
-  channelAllowed,
-  parseChannel,
-  parseClientMessage,
   parseFeedLimits,
-  verifyFeedToken,
-  type FeedClaims,
-  type FeedClientMessage,
   type FeedErrorCode,
   type FeedLimits,
   type Names,
@@ -26,8 +19,15 @@ import {
   openbellTracer,
 } from '../../core/index.ts';
 import { observeFeed } from './feed-metrics.ts';
-import { encodeUpdateParts, frameUpdates, type UpdateParts } from './feed-fanout.ts';
-import { createFeedHub, type FeedGroup, type FeedHub } from './feed-hub.ts';
+import {
+  CLOSE_GRACE_MS,
+  closeWith,
+  createClientWriter,
+  type Client,
+  type Sub,
+} from './feed-client.ts';
+import { createFeedHub, type FeedHub } from './feed-hub.ts';
+import { createConnectionHandler } from './feed-session.ts';
 
 /** Options of {@link createFeed}. */
 export interface FeedOptions {
@@ -82,41 +82,6 @@ export interface Feed {
   close(): Promise<void>;
   stats(): FeedStats;
 }
-
-interface Client {
-  ws: WebSocket;
-  /** The TCP socket under `ws`: a tick's updates are written to it directly, in one write. */
-  socket: Duplex;
-  ip: string;
-  claims: FeedClaims | 'insecure' | undefined;
-  subs: Map<string, Sub>;
-  seq: number;
-  tokens: number;
-  refilledAt: number;
-  limitedSecond: number;
-  limitedInSecond: number;
-  alive: boolean;
-  /** Pending: the authentication deadline, the token's expiry, the cut after a close. */
-  handshake: NodeJS.Timeout | undefined;
-  expiry: NodeJS.Timeout | undefined;
-  cut: NodeJS.Timeout | undefined;
-}
-
-interface Sub {
-  client: Client;
-  group: FeedGroup<Sub>;
-  seq: number;
-  /** Its snapshot has been sent: updates may follow. */
-  ready: boolean;
-  /** Updates were held back (slow client): a snapshot is due once it drains. */
-  stale: boolean;
-}
-
-/** How long a closed connection may take to finish its close handshake before it is cut. */
-const CLOSE_GRACE_MS = 2000;
-
-/** Longest a timer may wait (setTimeout's limit). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Creates the feed; throws ConfigError without a usable secret unless insecure. */
 export function createFeed(options: FeedOptions): Feed {
@@ -175,289 +140,20 @@ export function createFeed(options: FeedOptions): Feed {
   let started: Promise<void> | undefined;
   let closed: Promise<void> | undefined;
 
-  const send = (client: Client, text: string): void => {
-    const ws = client.ws;
-    if (ws.readyState !== WebSocket.OPEN) return;
-    if (ws.bufferedAmount > limits.hardLimitBytes) {
-      closeSlow(client);
-      return;
-    }
-    ws.send(text);
-    stats.messagesOut++;
-    stats.bytesOut += text.length;
-  };
-
-  const control = (client: Client, type: 'ack' | 'error' | 'heartbeat', data: unknown): void =>
-    send(client, envelope(type, '', ++client.seq, Date.now(), JSON.stringify(data)));
-
-  const error = (
-    client: Client,
-    code: FeedErrorCode,
-    message: string,
-    extra: Record<string, unknown> = {},
-  ): void => {
-    stats.errors[code] = (stats.errors[code] ?? 0) + 1;
-    control(client, 'error', { code, message, ...extra });
-  };
-
-  const closeWith = (client: Client, code: number, reason: string): void => {
-    const ws = client.ws;
-    if (ws.readyState === WebSocket.CLOSED) return;
-    ws.close(code, reason);
-    // A peer that does not read never sees the close frame: cut it after a grace period.
-    client.cut ??= setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
-  };
-
-  const closeSlow = (client: Client): void => {
-    if (client.ws.readyState !== WebSocket.OPEN) return;
-    stats.slowCloses++;
-    closeWith(client, FEED_CLOSE.tryAgainLater, 'client too slow');
-  };
-
-  const snapshot = (sub: Sub): void => {
-    sub.ready = true;
-    sub.stale = false;
-    stats.snapshots++;
-    const { group } = sub;
-    send(sub.client, envelope('snapshot', group.channel, ++sub.seq, Date.now(), group.snapshot!));
-  };
-
-  const authenticate = async (client: Client, token: string): Promise<boolean> => {
-    const result = await verifyFeedToken(secret, token);
-    if ('failure' in result) {
-      stats.authFailures++;
-      closeWith(
-        client,
-        FEED_CLOSE.unauthorized,
-        result.failure === 'expired' ? 'token expired' : 'invalid token',
-      );
-      return false;
-    }
-    // A new token (a refresh) replaces the old one: its expiry and its allow-list.
-    client.claims = result;
-    if (client.handshake !== undefined) clearTimeout(client.handshake);
-    armExpiry(client, result.exp * 1000);
-    for (const channel of [...client.subs.keys()]) {
-      if (channelAllowed(result, channel)) continue;
-      leave(client, channel);
-      error(client, 'forbidden_channel', `the new token does not allow ${channel}`, { channel });
-    }
-    return true;
-  };
-
-  /** Closes the connection when its token expires (in steps: timers wait at most ~24.8 days). */
-  const armExpiry = (client: Client, expMs: number): void => {
-    if (client.expiry !== undefined) clearTimeout(client.expiry);
-    const wait = expMs - Date.now();
-    client.expiry = setTimeout(
-      () =>
-        wait > MAX_TIMER_MS
-          ? armExpiry(client, expMs)
-          : closeWith(client, FEED_CLOSE.unauthorized, 'token expired'),
-      Math.min(MAX_TIMER_MS, Math.max(0, wait)),
-    ).unref();
-  };
-
-  const subscribe = async (
-    client: Client,
-    message: Extract<FeedClientMessage, { op: 'subscribe' }>,
-  ): Promise<void> => {
-    const top = Math.min(message.top ?? maxTop, maxTop);
-    const echo = message.id === undefined ? {} : { id: message.id };
-    const accepted: { channel: string; spec: NonNullable<ReturnType<typeof parseChannel>> }[] = [];
-    for (const channel of new Set(message.channels)) {
-      const spec = parseChannel(channel);
-      if (spec === undefined) {
-        error(client, 'unknown_channel', `no such channel: ${channel.slice(0, 64)}`, {
-          channel,
-          ...echo,
-        });
-      } else if (client.claims !== 'insecure' && !channelAllowed(client.claims!, channel)) {
-        error(client, 'forbidden_channel', `the token does not allow ${channel}`, {
-          channel,
-          ...echo,
-        });
-      } else if (!client.subs.has(channel) && client.subs.size >= limits.maxSubscriptions) {
-        error(
-          client,
-          'too_many_subscriptions',
-          `at most ${limits.maxSubscriptions} channels per connection`,
-          { channel, ...echo },
-        );
-      } else {
-        // Resubscribing (e.g. with another top, or after a gap) replaces the subscription.
-        leave(client, channel);
-        accepted.push({ channel, spec });
-        client.subs.set(channel, placeholder(client));
-      }
-    }
-    if (accepted.length === 0) return;
-    control(client, 'ack', {
-      op: 'subscribe',
-      channels: accepted.map((a) => a.channel),
-      top,
-      ...echo,
-    });
-    for (const { channel, spec } of accepted) {
-      const sub = client.subs.get(channel);
-      // Unsubscribed, or the connection closed, while an earlier snapshot was read.
-      if (sub === undefined) continue;
-      try {
-        sub.group = await hub.join(spec, channel, top, sub);
-      } catch (err) {
-        log.warn({ err, channel }, 'feed snapshot read failed');
-        if (client.subs.get(channel) === sub) client.subs.delete(channel);
-        error(client, 'unavailable', `no snapshot of ${channel} now: subscribe again`, {
-          channel,
-          ...echo,
-        });
-        continue;
-      }
-      // Unsubscribed or gone while the snapshot was read.
-      if (client.subs.get(channel) !== sub || client.ws.readyState !== WebSocket.OPEN) {
-        hub.leave(sub.group, sub);
-        continue;
-      }
-      snapshot(sub);
-    }
-  };
-
-  const leave = (client: Client, channel: string): boolean => {
-    const sub = client.subs.get(channel);
-    if (sub === undefined) return false;
-    client.subs.delete(channel);
-    stale.delete(sub);
-    if (sub.group !== PENDING) hub.leave(sub.group, sub);
-    return true;
-  };
-
-  const allow = (client: Client): boolean => {
-    const now = performance.now();
-    client.tokens = Math.min(
-      limits.messagesBurst,
-      client.tokens + ((now - client.refilledAt) / 1000) * limits.messagesPerSecond,
-    );
-    client.refilledAt = now;
-    if (client.tokens >= 1) {
-      client.tokens -= 1;
-      return true;
-    }
-    const second = Math.floor(now / 1000);
-    if (second !== client.limitedSecond) {
-      client.limitedSecond = second;
-      client.limitedInSecond = 0;
-    }
-    if (++client.limitedInSecond > limits.abuseMessagesPerSecond) {
-      stats.abuseCloses++;
-      closeWith(client, FEED_CLOSE.policy, 'message rate abuse');
-    } else if (client.limitedInSecond === 1) {
-      // One error per second: telling a flooding client more would amplify the flood.
-      error(client, 'rate_limited', `at most ${limits.messagesPerSecond} messages per second`);
-    }
-    return false;
-  };
-
-  const onMessage = async (client: Client, data: RawData, isBinary: boolean): Promise<void> => {
-    // Whatever arrives after the feed decided to close is ignored.
-    if (client.ws.readyState !== WebSocket.OPEN) return;
-    stats.messagesIn++;
-    if (!allow(client)) return;
-    if (isBinary) {
-      error(client, 'bad_message', 'messages are JSON text');
-      return;
-    }
-    const parsed = parseClientMessage(rawText(data));
-    if (!('message' in parsed)) {
-      error(client, parsed.code, parsed.detail, parsed.id === undefined ? {} : { id: parsed.id });
-      return;
-    }
-    const message = parsed.message;
-    const echo = message.id === undefined ? {} : { id: message.id };
-    if (message.op === 'auth') {
-      if (insecure) control(client, 'ack', { op: 'auth', sub: null, ...echo });
-      else if (await authenticate(client, message.token)) {
-        const claims = client.claims as FeedClaims;
-        control(client, 'ack', { op: 'auth', sub: claims.sub, exp: claims.exp, ...echo });
-      }
-      return;
-    }
-    if (client.claims === undefined) {
-      error(client, 'not_authenticated', 'send {"op":"auth","token":…} first', echo);
-      return;
-    }
-    if (message.op === 'ping') control(client, 'ack', { op: 'ping', ...echo });
-    else if (message.op === 'subscribe') await subscribe(client, message);
-    else {
-      const removed = message.channels.filter((channel) => leave(client, channel));
-      control(client, 'ack', { op: 'unsubscribe', channels: removed, ...echo });
-    }
-  };
-
-  const onConnection = (
-    ws: WebSocket,
-    socket: Duplex,
-    request: IncomingMessage,
-    ip: string,
-  ): void => {
-    const client: Client = {
-      ws,
-      socket,
-      ip,
-      claims: insecure ? 'insecure' : undefined,
-      subs: new Map(),
-      seq: 0,
-      tokens: limits.messagesBurst,
-      refilledAt: performance.now(),
-      limitedSecond: 0,
-      limitedInSecond: 0,
-      alive: true,
-      handshake: undefined,
-      expiry: undefined,
-      cut: undefined,
-    };
-    clients.add(client);
-    perIp.set(ip, (perIp.get(ip) ?? 0) + 1);
-    stats.clients = clients.size;
-    stats.connections++;
-    // Messages are handled one after another: a subscribe's snapshot reads finish before the next.
-    let queue = Promise.resolve();
-    ws.on('message', (data, isBinary) => {
-      queue = queue
-        .then(() => onMessage(client, data, isBinary))
-        .catch((err: unknown) => log.warn({ err }, 'feed message failed'));
-    });
-    ws.on('pong', () => {
-      client.alive = true;
-    });
-    ws.on('error', (err) => log.debug({ err: err.message, ip }, 'feed client error'));
-    ws.on('close', () => {
-      for (const channel of [...client.subs.keys()]) leave(client, channel);
-      for (const timer of [client.handshake, client.expiry, client.cut]) clearTimeout(timer);
-      clients.delete(client);
-      stats.clients = clients.size;
-      const left = (perIp.get(ip) ?? 1) - 1;
-      if (left > 0) perIp.set(ip, left);
-      else perIp.delete(ip);
-    });
-    if (insecure) return;
-    const token = bearerOf(request);
-    if (token !== undefined) {
-      queue = queue
-        .then(async () => {
-          if (await authenticate(client, token)) {
-            const claims = client.claims as FeedClaims;
-            control(client, 'ack', { op: 'auth', sub: claims.sub, exp: claims.exp });
-          }
-        })
-        .catch((err: unknown) => log.warn({ err }, 'feed authentication failed'));
-      return;
-    }
-    client.handshake = setTimeout(() => {
-      if (client.claims !== undefined) return;
-      stats.handshakeTimeouts++;
-      closeWith(client, FEED_CLOSE.unauthorized, 'authentication timeout');
-    }, limits.handshakeTimeoutMs).unref();
-  };
+  const writer = createClientWriter({ limits, stats, clients, stale });
+  const onConnection = createConnectionHandler({
+    limits,
+    stats,
+    log,
+    hub,
+    insecure,
+    secret,
+    maxTop,
+    clients,
+    perIp,
+    stale,
+    writer,
+  });
 
   const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const url = new URL(request.url ?? '/', 'http://feed');
@@ -479,58 +175,6 @@ export function createFeed(options: FeedOptions): Feed {
     wss.handleUpgrade(request, socket, head, (ws) => onConnection(ws, socket, request, ip));
   };
 
-  /**
-   * Sends a tick's updates client by client, each client's in one write of ready-made frames:
-   * every update is encoded once per tick (see feed-fanout.ts), and a client's frames go straight
-   * to its socket. That is safe beside ws's own sends because the feed never compresses or sends
-   * Blobs, so ws writes every frame synchronously and never holds one back to send later.
-   */
-  const deliver = (changed: readonly FeedGroup<Sub>[]): void => {
-    if (changed.length > 0) {
-      const ts = Date.now();
-      const parts = new Map<FeedGroup<Sub>, UpdateParts>();
-      for (const group of changed)
-        parts.set(group, encodeUpdateParts(group.channel, ts, group.update!));
-      const due: UpdateParts[] = [];
-      const seqs: number[] = [];
-      for (const client of clients) {
-        const ws = client.ws;
-        if (ws.readyState !== WebSocket.OPEN) continue;
-        const slow = ws.bufferedAmount > limits.softLimitBytes;
-        let count = 0;
-        for (const sub of client.subs.values()) {
-          const part = parts.get(sub.group);
-          if (part === undefined || !sub.ready || sub.stale) continue;
-          if (slow) {
-            sub.stale = true;
-            stale.add(sub);
-            stats.conflations++;
-            continue;
-          }
-          due[count] = part;
-          seqs[count++] = ++sub.seq;
-        }
-        if (count === 0) continue;
-        const frames = frameUpdates(due, seqs, count);
-        client.socket.write(frames);
-        stats.messagesOut += count;
-        stats.updates += count;
-        stats.bytesOut += frames.length;
-      }
-    }
-    for (const sub of stale) {
-      const ws = sub.client.ws;
-      if (ws.readyState !== WebSocket.OPEN) stale.delete(sub);
-      else if (ws.bufferedAmount > limits.hardLimitBytes) closeSlow(sub.client);
-      else if (ws.bufferedAmount <= limits.softLimitBytes) {
-        stale.delete(sub);
-        snapshot(sub);
-      } else if (changed.includes(sub.group)) {
-        stats.conflations++;
-      }
-    }
-  };
-
   const tick = async (): Promise<void> => {
     const begun = performance.now();
     // A tick that sends traced board updates continues the newest publication's trace.
@@ -548,7 +192,7 @@ export function createFeed(options: FeedOptions): Feed {
             trace.setSpanContext(context.active(), links.at(-1)!.context),
           );
     try {
-      deliver(await hub.tick());
+      writer.deliver(await hub.tick());
       stats.ticks++;
     } catch (err) {
       stats.tickErrors++;
@@ -573,7 +217,7 @@ export function createFeed(options: FeedOptions): Feed {
       }
       client.alive = false;
       client.ws.ping();
-      if (client.claims !== undefined) control(client, 'heartbeat', {});
+      if (client.claims !== undefined) writer.control(client, 'heartbeat', {});
     }
   };
 
@@ -629,34 +273,6 @@ export function assertFeedAuth(options: Pick<FeedOptions, 'secret' | 'insecure'>
   if (secret === '')
     throw new ConfigError('feed.secret', 'required (FEED_JWT_SECRET), or run with --feed-insecure');
   assertFeedSecret(secret);
-}
-
-/** Marks a subscription whose group is still being joined. */
-const PENDING = {} as FeedGroup<Sub>;
-
-function placeholder(client: Client): Sub {
-  return { client, group: PENDING, seq: 0, ready: false, stale: false };
-}
-
-function envelope(type: string, channel: string, seq: number, ts: number, data: string): string {
-  return `{"type":"${type}","channel":${JSON.stringify(channel)},"seq":${seq},"ts":${ts},"data":${data}}`;
-}
-
-function rawText(data: RawData): string {
-  if (Buffer.isBuffer(data)) return data.toString('utf8');
-  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
-  return Buffer.from(data).toString('utf8');
-}
-
-/** The token of a `Sec-WebSocket-Protocol: openbell.v1, bearer.<token>` header. */
-function bearerOf(request: IncomingMessage): string | undefined {
-  const header = request.headers['sec-websocket-protocol'];
-  if (header === undefined) return undefined;
-  for (const part of header.split(',')) {
-    const value = part.trim();
-    if (value.startsWith(FEED_BEARER_PREFIX)) return value.slice(FEED_BEARER_PREFIX.length);
-  }
-  return undefined;
 }
 
 /** The page's own host, or a listed origin; browsers always send Origin, other clients may not. */

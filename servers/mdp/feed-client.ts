@@ -1,0 +1,180 @@
+import type { Duplex } from 'node:stream';
+import { WebSocket } from 'ws';
+import {
+  FEED_CLOSE,
+  type FeedClaims,
+  type FeedErrorCode,
+  type FeedLimits,
+} from '../../core/index.ts';
+import { encodeUpdateParts, frameUpdates, type UpdateParts } from './feed-fanout.ts';
+import type { FeedGroup } from './feed-hub.ts';
+import type { FeedStats } from './feed.ts';
+
+/** One trader's connection to the feed, with its authentication, rate limit and subscriptions. */
+export interface Client {
+  ws: WebSocket;
+  /** The TCP socket under `ws`: a tick's updates are written to it directly, in one write. */
+  socket: Duplex;
+  ip: string;
+  claims: FeedClaims | 'insecure' | undefined;
+  subs: Map<string, Sub>;
+  seq: number;
+  tokens: number;
+  refilledAt: number;
+  limitedSecond: number;
+  limitedInSecond: number;
+  alive: boolean;
+  /** Pending: the authentication deadline, the token's expiry, the cut after a close. */
+  handshake: NodeJS.Timeout | undefined;
+  expiry: NodeJS.Timeout | undefined;
+  cut: NodeJS.Timeout | undefined;
+}
+
+/** A client's subscription to one channel: its own `seq`, in its channel's group. */
+export interface Sub {
+  client: Client;
+  group: FeedGroup<Sub>;
+  seq: number;
+  /** Its snapshot has been sent: updates may follow. */
+  ready: boolean;
+  /** Updates were held back (slow client): a snapshot is due once it drains. */
+  stale: boolean;
+}
+
+/** How long a closed connection may take to finish its close handshake before it is cut. */
+export const CLOSE_GRACE_MS = 2000;
+
+/** Closes a client's connection, and cuts it if the close handshake does not finish in time. */
+export function closeWith(client: Client, code: number, reason: string): void {
+  const ws = client.ws;
+  if (ws.readyState === WebSocket.CLOSED) return;
+  ws.close(code, reason);
+  // A peer that does not read never sees the close frame: cut it after a grace period.
+  client.cut ??= setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
+}
+
+/** Options of {@link createClientWriter}. */
+export interface ClientWriterOptions {
+  limits: FeedLimits;
+  stats: FeedStats;
+  /** The connected clients, each of which a tick's updates may reach. */
+  clients: ReadonlySet<Client>;
+  /** Subscriptions whose updates were held back: each gets a snapshot once its client drains. */
+  stale: Set<Sub>;
+}
+
+/** Writes to the feed's clients, closing those past the hard limit and conflating past the soft. */
+export interface ClientWriter {
+  control: (client: Client, type: 'ack' | 'error' | 'heartbeat', data: unknown) => void;
+  error: (
+    client: Client,
+    code: FeedErrorCode,
+    message: string,
+    extra?: Record<string, unknown>,
+  ) => void;
+  snapshot: (sub: Sub) => void;
+  /** Sends a tick's updates of the `changed` groups, and the snapshots due to drained clients. */
+  deliver: (changed: readonly FeedGroup<Sub>[]) => void;
+}
+
+/** Creates the writer of a feed's clients; it counts what it sends in `stats`. */
+export function createClientWriter(options: ClientWriterOptions): ClientWriter {
+  const { limits, stats, clients, stale } = options;
+
+  const send = (client: Client, text: string): void => {
+    const ws = client.ws;
+    if (ws.readyState !== WebSocket.OPEN) return;
+    if (ws.bufferedAmount > limits.hardLimitBytes) {
+      closeSlow(client);
+      return;
+    }
+    ws.send(text);
+    stats.messagesOut++;
+    stats.bytesOut += text.length;
+  };
+
+  const control = (client: Client, type: 'ack' | 'error' | 'heartbeat', data: unknown): void =>
+    send(client, envelope(type, '', ++client.seq, Date.now(), JSON.stringify(data)));
+
+  const error = (
+    client: Client,
+    code: FeedErrorCode,
+    message: string,
+    extra: Record<string, unknown> = {},
+  ): void => {
+    stats.errors[code] = (stats.errors[code] ?? 0) + 1;
+    control(client, 'error', { code, message, ...extra });
+  };
+
+  const closeSlow = (client: Client): void => {
+    if (client.ws.readyState !== WebSocket.OPEN) return;
+    stats.slowCloses++;
+    closeWith(client, FEED_CLOSE.tryAgainLater, 'client too slow');
+  };
+
+  const snapshot = (sub: Sub): void => {
+    sub.ready = true;
+    sub.stale = false;
+    stats.snapshots++;
+    const { group } = sub;
+    send(sub.client, envelope('snapshot', group.channel, ++sub.seq, Date.now(), group.snapshot!));
+  };
+
+  /**
+   * Sends a tick's updates client by client, each client's in one write of ready-made frames:
+   * every update is encoded once per tick (see feed-fanout.ts), and a client's frames go straight
+   * to its socket. That is safe beside ws's own sends because the feed never compresses or sends
+   * Blobs, so ws writes every frame synchronously and never holds one back to send later.
+   */
+  const deliver = (changed: readonly FeedGroup<Sub>[]): void => {
+    if (changed.length > 0) {
+      const ts = Date.now();
+      const parts = new Map<FeedGroup<Sub>, UpdateParts>();
+      for (const group of changed)
+        parts.set(group, encodeUpdateParts(group.channel, ts, group.update!));
+      const due: UpdateParts[] = [];
+      const seqs: number[] = [];
+      for (const client of clients) {
+        const ws = client.ws;
+        if (ws.readyState !== WebSocket.OPEN) continue;
+        const slow = ws.bufferedAmount > limits.softLimitBytes;
+        let count = 0;
+        for (const sub of client.subs.values()) {
+          const part = parts.get(sub.group);
+          if (part === undefined || !sub.ready || sub.stale) continue;
+          if (slow) {
+            sub.stale = true;
+            stale.add(sub);
+            stats.conflations++;
+            continue;
+          }
+          due[count] = part;
+          seqs[count++] = ++sub.seq;
+        }
+        if (count === 0) continue;
+        const frames = frameUpdates(due, seqs, count);
+        client.socket.write(frames);
+        stats.messagesOut += count;
+        stats.updates += count;
+        stats.bytesOut += frames.length;
+      }
+    }
+    for (const sub of stale) {
+      const ws = sub.client.ws;
+      if (ws.readyState !== WebSocket.OPEN) stale.delete(sub);
+      else if (ws.bufferedAmount > limits.hardLimitBytes) closeSlow(sub.client);
+      else if (ws.bufferedAmount <= limits.softLimitBytes) {
+        stale.delete(sub);
+        snapshot(sub);
+      } else if (changed.includes(sub.group)) {
+        stats.conflations++;
+      }
+    }
+  };
+
+  return { control, error, snapshot, deliver };
+}
+
+function envelope(type: string, channel: string, seq: number, ts: number, data: string): string {
+  return `{"type":"${type}","channel":${JSON.stringify(channel)},"seq":${seq},"ts":${ts},"data":${data}}`;
+}
