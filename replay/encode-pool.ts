@@ -11,6 +11,9 @@ export interface EncodeRequest {
 }
 
 /** A worker's answer: encoded batches back to back, and the decode issues it counted. */
+/** The message a worker posts once it can take requests. */
+export const WORKER_READY = 'ready';
+
 export interface EncodeResult {
   id: number;
   data: ArrayBuffer;
@@ -64,8 +67,10 @@ export async function createEncodePool(options: {
         workerData: { batchMaxEvents: options.batchMaxEvents },
       });
       const member: Member = { worker, pending: new Map() };
-      worker.once('online', () => resolve(member));
-      worker.on('message', (result: EncodeResult) => {
+      worker.on('message', (result: EncodeResult | typeof WORKER_READY) => {
+        // Ready once its modules are loaded (half a second through core/index.ts, ~0.1 s now),
+        // not at 'online': a replay's clock must not start while its workers still load.
+        if (result === WORKER_READY) return resolve(member);
         for (const [reason, n] of Object.entries(result.issues))
           options.counts[reason as keyof DecodeCounts] += n ?? 0;
         const done = member.pending.get(result.id);
@@ -76,7 +81,11 @@ export async function createEncodePool(options: {
         reject(error);
         retire(member, error);
       });
-      worker.on('exit', (code) => retire(member, new Error(`encode worker exited (${code})`)));
+      worker.on('exit', (code) => {
+        const error = new Error(`encode worker exited (${code})`);
+        reject(error);
+        retire(member, error);
+      });
     });
   const starts = await Promise.allSettled(Array.from({ length: options.size }, start));
   const failed = starts.find((r) => r.status === 'rejected');

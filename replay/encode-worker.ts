@@ -1,13 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
-import {
-  createDecodeCounts,
-  decodeFrame,
-  encodeBatch,
-  type EventType,
-  type MarketEvent,
-} from '../core/index.ts';
-import type { EncodeRequest, EncodeResult } from './encode-pool.ts';
+// The modules it needs, not core/index.ts: loading all of core took a worker ~0.5 s.
+import { encodeBatch } from '../core/batch.ts';
+import { createDecodeCounts, decodeFrame } from '../core/decode.ts';
+import type { EventType, MarketEvent } from '../core/events.ts';
+import { WORKER_READY, type EncodeRequest, type EncodeResult } from './encode-pool.ts';
 
 // One worker of the encode pool: decodes a chunk of recorded frames and returns its events as
 // encoded batches (per type, at most batchMaxEvents each), exactly as the listener would seal them.
@@ -61,3 +58,4 @@ parentPort!.on('message', (request: EncodeRequest) => {
   const result: EncodeResult = { id: request.id, data: out.buffer, batches, issues };
   parentPort!.postMessage(result, [out.buffer]);
 });
+parentPort!.postMessage(WORKER_READY);
