@@ -121,10 +121,10 @@ export function createClientWriter(options: ClientWriterOptions): ClientWriter {
   };
 
   /**
-   * Sends a tick's updates client by client, each client's in one write of ready-made frames:
-   * every update is encoded once per tick (see feed-fanout.ts), and a client's frames go straight
-   * to its socket. That is safe beside ws's own sends because the feed never compresses or sends
-   * Blobs, so ws writes every frame synchronously and never holds one back to send later.
+   * Sends a tick's updates client by client, each client's in one write (a corked writev) of
+   * ready-made frames: every update is encoded once per tick (see feed-fanout.ts), and a client's
+   * frames go straight to its socket. That is safe beside ws's own sends because the feed never
+   * compresses or sends Blobs, so ws writes every frame synchronously and never holds one back.
    */
   const deliver = (changed: readonly FeedGroup<Sub>[]): void => {
     if (changed.length > 0) {
@@ -152,11 +152,14 @@ export function createClientWriter(options: ClientWriterOptions): ClientWriter {
           seqs[count++] = ++sub.seq;
         }
         if (count === 0) continue;
-        const frames = frameUpdates(due, seqs, count);
-        client.socket.write(frames);
+        const { chunks, bytes } = frameUpdates(due, seqs, count);
+        const socket = client.socket;
+        socket.cork();
+        for (const chunk of chunks) socket.write(chunk);
+        socket.uncork();
         stats.messagesOut += count;
         stats.updates += count;
-        stats.bytesOut += frames.length;
+        stats.bytesOut += bytes;
       }
     }
     for (const sub of stale) {

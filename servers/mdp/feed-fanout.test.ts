@@ -38,7 +38,12 @@ describe('frameUpdates', () => {
     const seqs = [0, 9, 10, 123_456_789];
     const parts = [small, medium, large, small];
     // Trailing entries beyond `count` are ignored (the feed reuses its arrays).
-    const frames = readFrames(frameUpdates([...parts, medium], [...seqs, 5], parts.length));
+    const out = frameUpdates([...parts, medium], [...seqs, 5], parts.length);
+    const bytes = Buffer.concat(out.chunks);
+    expect(bytes.length).toBe(out.bytes);
+    // The rows are the shared tail itself, never a copy.
+    expect(out.chunks[3]).toBe(medium.tail);
+    const frames = readFrames(bytes);
 
     expect(frames.map(([first]) => first)).toEqual([0x81, 0x81, 0x81, 0x81]);
     const texts = frames.map(([, text]) => text);
@@ -58,6 +63,6 @@ describe('frameUpdates', () => {
   });
 
   it('is empty for no updates', () => {
-    expect(frameUpdates([], [], 0).length).toBe(0);
+    expect(frameUpdates([], [], 0)).toEqual({ chunks: [], bytes: 0 });
   });
 });

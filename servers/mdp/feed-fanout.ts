@@ -24,50 +24,54 @@ const decimalDigits = (n: number): number => {
   return digits;
 };
 
-const headerBytes = (payload: number): number => (payload < 126 ? 2 : payload < 65_536 ? 4 : 10);
+/** A client's frames of one tick: the bytes to write, in order, and their total length. */
+export interface ClientFrames {
+  chunks: Buffer[];
+  bytes: number;
+}
 
 /**
  * The first `count` updates (`parts[i]` with `seqs[i]`, a whole number ≥ 0) as unmasked WebSocket
- * text frames (RFC 6455 §5.2, what a server sends), back to back in one buffer: one write for a
- * client's whole tick. A large fan-out spent most of its own (user) time per message in ws's
- * per-send framing and in encoding each client's copy of the JSON to UTF-8; here each client costs
- * a few copies of shared bytes.
+ * text frames (RFC 6455 §5.2, what a server sends), for one write of a client's whole tick. Only
+ * each frame's start (header, envelope head, seq) is the client's own, in one small buffer; the
+ * rest of the envelope, the board rows, is the tick's shared `tail`, written as is. Copying every
+ * client's rows into a buffer of its own cost a large fan-out about as much again in memory
+ * traffic and garbage collection as the writes themselves.
  */
 export function frameUpdates(
   parts: readonly UpdateParts[],
   seqs: readonly number[],
   count: number,
-): Buffer {
-  let size = 0;
-  for (let i = 0; i < count; i++) {
-    const part = parts[i]!;
-    const payload = part.head.length + decimalDigits(seqs[i]!) + part.tail.length;
-    size += headerBytes(payload) + payload;
-  }
-  const out = Buffer.allocUnsafe(size);
+): ClientFrames {
+  let headBytes = 0;
+  for (let i = 0; i < count; i++) headBytes += 10 + parts[i]!.head.length + 16;
+  const heads = Buffer.allocUnsafe(headBytes);
+  const chunks: Buffer[] = [];
+  let bytes = 0;
   let at = 0;
   for (let i = 0; i < count; i++) {
     const { head, tail } = parts[i]!;
     const seq = seqs[i]!;
     const digits = decimalDigits(seq);
     const payload = head.length + digits + tail.length;
-    out[at++] = FIN_TEXT;
-    if (payload < 126) out[at++] = payload;
+    const begin = at;
+    heads[at++] = FIN_TEXT;
+    if (payload < 126) heads[at++] = payload;
     else if (payload < 65_536) {
-      out[at++] = 126;
-      at = out.writeUInt16BE(payload, at);
+      heads[at++] = 126;
+      at = heads.writeUInt16BE(payload, at);
     } else {
-      out[at++] = 127;
-      at = out.writeUInt32BE(Math.floor(payload / 2 ** 32), at);
-      at = out.writeUInt32BE(payload >>> 0, at);
+      heads[at++] = 127;
+      at = heads.writeUInt32BE(Math.floor(payload / 2 ** 32), at);
+      at = heads.writeUInt32BE(payload >>> 0, at);
     }
-    out.set(head, at);
+    heads.set(head, at);
     at += head.length;
     for (let k = at + digits - 1, rest = seq; k >= at; k--, rest = Math.floor(rest / 10))
-      out[k] = DIGIT_0 + (rest % 10);
+      heads[k] = DIGIT_0 + (rest % 10);
     at += digits;
-    out.set(tail, at);
-    at += tail.length;
+    chunks.push(heads.subarray(begin, at), tail);
+    bytes += at - begin + tail.length;
   }
-  return out;
+  return { chunks, bytes };
 }
