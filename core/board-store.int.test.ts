@@ -171,6 +171,15 @@ describe('board store', () => {
     ]);
   });
 
+  it('applies a group of more batches than one Lua unpack takes, each exactly once', async () => {
+    const boards = store();
+    const many = Array.from({ length: 9000 }, (_, n) => batch([trade('MANY', n, 1, 1)]));
+    expect(await boards.applyBatches(many)).toMatchObject({ applied: 9000, trades: 9000 });
+    const again = await boards.applyBatches([many[8999]!, batch([trade('MANY', 9000, 1, 1)])]);
+    expect(again).toMatchObject({ duplicates: 1, applied: 1, trades: 1 });
+    expect(await boards.applied(DATE)).toEqual({ aggregates: 0, trades: 9001 });
+  });
+
   it('ends with the offline oracle boards whatever the batch order, concurrency and redeliveries', async () => {
     for (const seed of [1, 2, 3]) {
       const random = createRandom(seed);
