@@ -1,9 +1,10 @@
-import { Packr } from 'msgpackr';
+import { Packr, pack } from 'msgpackr';
 import { z } from 'zod';
 import {
   decodeBatch,
   decodeFrame,
   encodeBatch,
+  prepareBatch,
   type EventBatch,
   type MarketEvent,
 } from '../core/index.ts';
@@ -83,6 +84,17 @@ export function benchDecode(options: DecodeBenchOptions = {}): Measurement[] {
           receivedAtMs: 1,
           events: decoded.slice(i, i + batchEvents),
         }).length;
+      }
+    }),
+    // What an analyzer does to a group before its script call: reduce, then pack the records.
+    measureSync('analyzer.prepareBatch', count, () => {
+      for (let i = 0; i < decoded.length; i += 16_000) {
+        for (const part of prepareBatch(decoded.slice(i, i + 16_000)).dates)
+          sink.events += pack([
+            part.aggregateRecords,
+            part.tradeRecords,
+            part.windowRecords,
+          ]).length;
       }
     }),
   ];

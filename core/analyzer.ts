@@ -60,12 +60,13 @@ export interface AnalyzerOptions {
   /**
    * Batches held at once; those that arrive together are applied as one group. Half the
    * prefetch by default, so the next group's batches are already here when one is applied.
+   * @default prefetch / 2
    */
   concurrency?: number;
   /**
    * A group is applied as soon as it holds this many events. Under load, a group of 16,000 bench
-   * events costs Redis ~30 % less per event than one of 8,000 (`npm run bench -- --only pipeline`,
-   * cpuUsPerEvent). @default 16000
+   * events costs Redis less per event than one of 8,000 (`npm run bench -- --only pipeline`:
+   * redis.apply against redis.apply.groups-8000). @default 16000
    */
   groupMaxEvents?: number;
   /**

@@ -30,7 +30,7 @@ export interface Names {
    * Hash of every symbol's state for a trading date: field the symbol, value a msgpack array
    * `[e, av, c, oe, oav, op, tn, tv, tf, wn, wv]` (false where unknown), read and written whole by
    * the board scripts. One hash rather than a key per symbol: a script then reads and writes a
-   * group's symbols with one HMGET and one HSET, about half of Redis's work per event.
+   * group's symbols with one HMGET and one HSET, about a third less of Redis's work per event.
    */
   states(date: string): string;
   /** Sorted set of trades inside the sliding window, scored by trade time, to expire them. */

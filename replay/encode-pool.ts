@@ -10,10 +10,13 @@ export interface EncodeRequest {
   receivedAtMs: number;
 }
 
-/** A worker's answer: encoded batches back to back, and the decode issues it counted. */
 /** The message a worker posts once it can take requests. */
 export const WORKER_READY = 'ready';
 
+/** How long a worker may take to load before the pool gives up on starting. */
+const WORKER_START_TIMEOUT_MS = 30_000;
+
+/** A worker's answer: encoded batches back to back, and the decode issues it counted. */
 export interface EncodeResult {
   id: number;
   data: ArrayBuffer;
@@ -67,10 +70,17 @@ export async function createEncodePool(options: {
         workerData: { batchMaxEvents: options.batchMaxEvents },
       });
       const member: Member = { worker, pending: new Map() };
+      const deadline = setTimeout(() => {
+        reject(new Error(`encode worker not ready within ${WORKER_START_TIMEOUT_MS} ms`));
+        void worker.terminate();
+      }, WORKER_START_TIMEOUT_MS);
       worker.on('message', (result: EncodeResult | typeof WORKER_READY) => {
         // Ready once its modules are loaded (half a second through core/index.ts, ~0.1 s now),
         // not at 'online': a replay's clock must not start while its workers still load.
-        if (result === WORKER_READY) return resolve(member);
+        if (result === WORKER_READY) {
+          clearTimeout(deadline);
+          return resolve(member);
+        }
         for (const [reason, n] of Object.entries(result.issues))
           options.counts[reason as keyof DecodeCounts] += n ?? 0;
         const done = member.pending.get(result.id);
@@ -78,11 +88,13 @@ export async function createEncodePool(options: {
         done?.(result);
       });
       worker.on('error', (error: Error) => {
+        clearTimeout(deadline);
         reject(error);
         retire(member, error);
       });
       worker.on('exit', (code) => {
         const error = new Error(`encode worker exited (${code})`);
+        clearTimeout(deadline);
         reject(error);
         retire(member, error);
       });
