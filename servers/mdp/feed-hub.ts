@@ -43,6 +43,8 @@ export interface FeedHubOptions {
   log: Logger;
   /** Collects the trace context of traced board updates, for the tick that sends them. */
   traces?: LinkRing;
+  /** Told, once per tick, how long the tick waited on Redis reads (ms). */
+  onRedisRead?(ms: number): void;
 }
 
 /** The feed's view of Redis: the newest boards (from pub/sub) and the subscribed symbols. */
@@ -241,14 +243,21 @@ export function createFeedHub<S>(options: FeedHubOptions): FeedHub<S> {
       }
     },
     async tick() {
+      const readStartedAt = performance.now();
       await loadDate();
+      let readMs = performance.now() - readStartedAt;
       const changed: FeedGroup<S>[] = [];
       const symbols: FeedGroup<S>[] = [];
       for (const group of groups.values()) {
         if (group.spec.kind === 'symbol') symbols.push(group);
         else if (refreshBoard(group, group.spec.board)) changed.push(group);
       }
-      changed.push(...(await refreshSymbols(symbols)));
+      if (symbols.length > 0) {
+        const symbolsStartedAt = performance.now();
+        changed.push(...(await refreshSymbols(symbols)));
+        readMs += performance.now() - symbolsStartedAt;
+      }
+      options.onRedisRead?.(readMs);
       return changed;
     },
     get date() {

@@ -99,12 +99,25 @@ export function createFeed(options: FeedOptions): Feed {
   for (const connection of [redis, subscriber])
     connection.on('error', (error: Error) => log.debug({ err: error.message }, 'feed redis'));
   const traces = createLinkRing();
-  const hub = createFeedHub<Sub>({ redis, subscriber, names, log, traces });
   const tickSeconds = createDurationHistogram(
     openbellMeter(),
     'openbell_feed_tick_duration_seconds',
     'One fan-out tick: Redis reads, diffs, writes',
   );
+  // Beside the analyzers' calls: a slow feed read shows whether Redis was busy with them.
+  const redisSeconds = createDurationHistogram(
+    openbellMeter(),
+    'openbell_redis_duration_seconds',
+    'Redis call latency, by operation',
+  );
+  const hub = createFeedHub<Sub>({
+    redis,
+    subscriber,
+    names,
+    log,
+    traces,
+    onRedisRead: (ms) => redisSeconds.record(ms / 1000, { op: 'feed_read' }),
+  });
   const tracer = openbellTracer();
   let unobserve: (() => void) | undefined;
   const wss = new WebSocketServer({

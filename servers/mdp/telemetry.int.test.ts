@@ -112,6 +112,13 @@ describe('mdp telemetry', () => {
     expect(sample(text, 'openbell_lag_seconds_bucket{le="0.0001"}')).toBeDefined();
     expect(sample(text, 'openbell_lag_seconds_bucket{le="30"}')).toBe(2);
     expect(sample(text, 'openbell_redis_duration_seconds_count{op="apply"}')).toBeGreaterThan(0);
+    // The feed's reads, one observation per tick, beside the analyzers' calls.
+    await expect
+      .poll(
+        async () => sample(await scrape(), 'openbell_redis_duration_seconds_count{op="feed_read"}'),
+        { timeout: 5000 },
+      )
+      .toBeGreaterThan(0);
     expect(sample(text, 'openbell_process_resident_memory_bytes')).toBeGreaterThan(1e6);
     expect(text).toMatch(/^target_info\{[^}]*service_name="openbell-mdp"/m);
     expect(text).toMatch(/service_instance_id="mdp-test"/);
