@@ -110,26 +110,25 @@ function authorizationHeader(
   http: HttpClientConfig,
   read: (file: string, key: string) => string,
 ): string | undefined {
+  // A secret given inline wins over (or, as the config allows only one, stands for) its file.
+  const secret = (value: string | undefined, file: string | undefined, key: string) =>
+    value ?? (file === undefined ? undefined : read(file, key).trim());
   const basic = http.basic_auth;
   if (basic !== undefined) {
-    const password =
-      basic.password_file === undefined
-        ? (basic.password ?? '')
-        : read(basic.password_file, 'basic_auth.password_file').trim();
-    return `Basic ${Buffer.from(`${basic.username}:${password}`).toString('base64')}`;
+    const password = secret(basic.password, basic.password_file, 'basic_auth.password_file');
+    return `Basic ${Buffer.from(`${basic.username}:${password ?? ''}`).toString('base64')}`;
   }
   const auth = http.authorization;
   if (auth !== undefined) {
-    const credentials =
-      auth.credentials_file === undefined
-        ? (auth.credentials ?? '')
-        : read(auth.credentials_file, 'authorization.credentials_file').trim();
-    return `${auth.type} ${credentials}`;
+    const credentials = secret(
+      auth.credentials,
+      auth.credentials_file,
+      'authorization.credentials_file',
+    );
+    return `${auth.type} ${credentials ?? ''}`;
   }
-  if (http.bearer_token !== undefined) return `Bearer ${http.bearer_token}`;
-  if (http.bearer_token_file !== undefined)
-    return `Bearer ${read(http.bearer_token_file, 'bearer_token_file').trim()}`;
-  return undefined;
+  const token = secret(http.bearer_token, http.bearer_token_file, 'bearer_token_file');
+  return token === undefined ? undefined : `Bearer ${token}`;
 }
 
 async function readBounded(body: AsyncIterable<Buffer>, maxBytes: number): Promise<Buffer> {
