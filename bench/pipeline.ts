@@ -246,11 +246,8 @@ async function endToEnd(
   const redis = new Redis(box.redisUrl);
   const [first] = JSON.parse(frames[0]!) as { t: number }[];
   const date = tradingDateOf(first!.t);
-  const store = createBoardStore({
-    redis,
-    names: createNames({ namespace: box.namespace }),
-    board: DEFAULTS.board,
-  });
+  const names = createNames({ namespace: box.namespace });
+  const store = createBoardStore({ redis, names, board: DEFAULTS.board });
   try {
     const lba = run(['lba']);
     const mdp = run([
@@ -266,10 +263,7 @@ async function endToEnd(
       '0',
     ]);
     await server.waitForSubscribers(1, 30_000);
-    await waitForConsumer(
-      box.amqpUrl,
-      createNames({ namespace: box.namespace }).queue('analyzers'),
-    );
+    await waitForConsumer(box.amqpUrl, names.queue('analyzers'));
     // CPU time of each part over the run: what a faster end to end has to take from.
     // RabbitMQ when the bench's broker runs on this machine (the Erlang VM booting rabbit).
     const local = ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(box.amqpUrl).hostname);
