@@ -161,8 +161,13 @@ export function replay(options: ReplayOptions): Replay {
           passFirstUs ??= frame.timeUs;
           stats.firstUs ??= frame.timeUs;
           const intended = intendedOf(frame, passStartMs, passFirstUs);
-          const wait = intended - (performance.now() - start);
-          if (wait >= 1) {
+          // Again while a timer woke early (libuv times from the loop's cached clock): a frame
+          // goes out at most 1 ms before it is due, never a timer's slack earlier.
+          for (
+            let wait = intended - (performance.now() - start);
+            wait >= 1;
+            wait = intended - (performance.now() - start)
+          ) {
             slept = true;
             await sleep(wait, undefined, { signal }).catch(() => undefined);
             if (isAborted(signal)) return finish();
