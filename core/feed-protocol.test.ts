@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from './errors.ts';
-import { parseChannel, parseClientMessage, parseFeedLimits } from './feed-protocol.ts';
+import { parseChannel, parseClientMessage, parseFeedLimits, tickSlices } from './feed-protocol.ts';
 import { channelAllowed, mintFeedToken, verifyFeedToken } from './feed-token.ts';
 
 const SECRET = 'unit-test-secret-0123456789abcdef-xyz';
@@ -41,6 +41,15 @@ describe('feed protocol', () => {
     expect(() => parseFeedLimits({ softLimitBytes: 8192, hardLimitBytes: 4096 })).toThrow(
       /feed\.hardLimitBytes/,
     );
+    expect(() => parseFeedLimits({ slices: 0 })).toThrow(/feed\.slices/);
+  });
+
+  it('tickSlices keeps the slices’ ticks at least 5 ms apart', () => {
+    expect(tickSlices(parseFeedLimits())).toBe(10);
+    expect(tickSlices({ cadenceMs: 250, slices: 100 })).toBe(50);
+    expect(tickSlices({ cadenceMs: 20, slices: 10 })).toBe(4);
+    expect(tickSlices({ cadenceMs: 10, slices: 1 })).toBe(1);
+    expect(tickSlices({ cadenceMs: 4, slices: 3 })).toBe(1);
   });
 });
 

@@ -115,6 +115,14 @@ export function parseClientMessage(
 export interface FeedLimits {
   /** Conflation cadence: at most one update per channel and interval. @default 250 */
   cadenceMs: number;
+  /**
+   * Slices of the cadence: each client belongs to one, and a slice's clients get their updates at
+   * the slice's own tick, `cadenceMs / slices` after the previous slice's. A large fan-out is sent
+   * as many small ones spread over the cadence, instead of one burst that the last clients of it
+   * wait through. Ticks stay at least {@link MIN_SLICE_MS} apart: a short cadence gets fewer
+   * slices (see {@link tickSlices}). @default 10
+   */
+  slices: number;
   /** Largest client message. @default 4096 */
   maxMessageBytes: number;
   /** Channels per connection. @default 50 */
@@ -140,6 +148,7 @@ export interface FeedLimits {
 /** Defaults of {@link FeedLimits}. */
 export const FEED_DEFAULTS: FeedLimits = {
   cadenceMs: 250,
+  slices: 10,
   maxMessageBytes: 4096,
   maxSubscriptions: 50,
   messagesPerSecond: 20,
@@ -156,6 +165,7 @@ const int = (min: number, max: number) => z.number().int().min(min).max(max);
 const limitsSchema = z
   .strictObject({
     cadenceMs: int(10, 60_000).default(FEED_DEFAULTS.cadenceMs),
+    slices: int(1, 100).default(FEED_DEFAULTS.slices),
     maxMessageBytes: int(64, 1_048_576).default(FEED_DEFAULTS.maxMessageBytes),
     maxSubscriptions: int(1, 10_000).default(FEED_DEFAULTS.maxSubscriptions),
     messagesPerSecond: int(1, 100_000).default(FEED_DEFAULTS.messagesPerSecond),
@@ -171,6 +181,14 @@ const limitsSchema = z
     message: 'hardLimitBytes must be above softLimitBytes',
     path: ['hardLimitBytes'],
   });
+
+/** The shortest time between two slices' ticks. */
+export const MIN_SLICE_MS = 5;
+
+/** The slices a feed ticks: `slices`, or fewer if the cadence is too short for them all. */
+export function tickSlices(limits: Pick<FeedLimits, 'cadenceMs' | 'slices'>): number {
+  return Math.max(1, Math.min(limits.slices, Math.floor(limits.cadenceMs / MIN_SLICE_MS)));
+}
 
 /** Validates feed limits over {@link FEED_DEFAULTS}; throws ConfigError naming the field. */
 export function parseFeedLimits(input: Partial<FeedLimits> = {}): FeedLimits {

@@ -43,6 +43,7 @@ export {
   parseChannel,
   parseClientMessage,
   parseFeedLimits,
+  tickSlices,
 } from './feed-protocol.ts';
 export type {
   FeedChannel,

@@ -16,6 +16,8 @@ export interface Client {
   /** The TCP socket under `ws`: a tick's updates are written to it directly, in one write. */
   socket: Duplex;
   ip: string;
+  /** The tick slice whose tick sends this client's updates (FeedLimits.slices). */
+  slice: number;
   claims: FeedClaims | 'insecure' | undefined;
   subs: Map<string, Sub>;
   seq: number;
@@ -57,8 +59,6 @@ export function closeWith(client: Client, code: number, reason: string): void {
 export interface ClientWriterOptions {
   limits: FeedLimits;
   stats: FeedStats;
-  /** The connected clients, each of which a tick's updates may reach. */
-  clients: ReadonlySet<Client>;
   /** Subscriptions whose updates were held back: each gets a snapshot once its client drains. */
   stale: Set<Sub>;
 }
@@ -73,13 +73,16 @@ export interface ClientWriter {
     extra?: Record<string, unknown>,
   ) => void;
   snapshot: (sub: Sub) => void;
-  /** Sends a tick's updates of the `changed` groups, and the snapshots due to drained clients. */
-  deliver: (changed: readonly FeedGroup<Sub>[]) => void;
+  /**
+   * Sends a slice's tick: the updates of its `changed` groups to its `clients`, and the snapshots
+   * due to drained clients (of any slice).
+   */
+  deliver: (changed: readonly FeedGroup<Sub>[], clients: Iterable<Client>) => void;
 }
 
 /** Creates the writer of a feed's clients; it counts what it sends in `stats`. */
 export function createClientWriter(options: ClientWriterOptions): ClientWriter {
-  const { limits, stats, clients, stale } = options;
+  const { limits, stats, stale } = options;
 
   const send = (client: Client, text: string): void => {
     const ws = client.ws;
@@ -126,7 +129,7 @@ export function createClientWriter(options: ClientWriterOptions): ClientWriter {
    * frames go straight to its socket. That is safe beside ws's own sends because the feed never
    * compresses or sends Blobs, so ws writes every frame synchronously and never holds one back.
    */
-  const deliver = (changed: readonly FeedGroup<Sub>[]): void => {
+  const deliver = (changed: readonly FeedGroup<Sub>[], clients: Iterable<Client>): void => {
     if (changed.length > 0) {
       const ts = Date.now();
       const parts = new Map<FeedGroup<Sub>, UpdateParts>();

@@ -15,10 +15,12 @@ import {
 } from '../../core/index.ts';
 
 /**
- * Everyone on one instance watching one channel (and, for a board, the same top N): they share
- * the view last sent, so one diff and one JSON serialisation serve them all.
+ * Everyone on one instance and tick slice watching one channel (and, for a board, the same top N):
+ * they share the view last sent, so one diff and one JSON serialisation serve them all.
  */
 export interface FeedGroup<S> {
+  /** Its subscribers' tick slice (FeedLimits.slices): the group is brought up to date at its tick. */
+  readonly slice: number;
   readonly channel: string;
   readonly spec: FeedChannel;
   readonly top: number;
@@ -51,11 +53,17 @@ export interface FeedHubOptions {
 export interface FeedHub<S> {
   start(): Promise<void>;
   close(): Promise<void>;
-  /** The group for a channel and top N, created (and its snapshot made) on first use. */
-  join(spec: FeedChannel, channel: string, top: number, subscriber: S): Promise<FeedGroup<S>>;
+  /** The group for a channel and top N in a slice, created (and its snapshot made) on first use. */
+  join(
+    spec: FeedChannel,
+    channel: string,
+    top: number,
+    subscriber: S,
+    slice?: number,
+  ): Promise<FeedGroup<S>>;
   leave(group: FeedGroup<S>, subscriber: S): void;
-  /** Brings every group up to date; returns the groups whose `update` is new. */
-  tick(): Promise<FeedGroup<S>[]>;
+  /** Brings a slice's groups up to date; returns those whose `update` is new. */
+  tick(slice?: number): Promise<FeedGroup<S>[]>;
   readonly date: string | undefined;
   readonly stats: {
     boardMessages: number;
@@ -77,7 +85,8 @@ interface LatestBoard {
  */
 export function createFeedHub<S>(options: FeedHubOptions): FeedHub<S> {
   const { redis, subscriber, names, log } = options;
-  const groups = new Map<string, FeedGroup<S>>();
+  /** Groups by slice, then by {@link groupKey}. */
+  const slices = new Map<number, Map<string, FeedGroup<S>>>();
   const latest = new Map<BoardName, LatestBoard>();
   const stats = { boardMessages: 0, badMessages: 0, reloads: 0, symbolReads: 0 };
   let date: string | undefined;
@@ -198,14 +207,17 @@ export function createFeedHub<S>(options: FeedHubOptions): FeedHub<S> {
     },
     async close() {
       // The caller disconnects the subscriber: an UNSUBSCRIBE could wait forever on a lost line.
-      groups.clear();
+      slices.clear();
       return Promise.resolve();
     },
-    async join(spec, channel, top, member) {
+    async join(spec, channel, top, member, slice = 0) {
       const key = groupKey(spec, channel, top);
+      let groups = slices.get(slice);
+      if (groups === undefined) slices.set(slice, (groups = new Map<string, FeedGroup<S>>()));
       let group = groups.get(key);
       if (group === undefined) {
         group = {
+          slice,
           channel,
           spec,
           top,
@@ -239,16 +251,16 @@ export function createFeedHub<S>(options: FeedHubOptions): FeedHub<S> {
     leave(group, member) {
       group.subscribers.delete(member);
       if (group.subscribers.size === 0) {
-        groups.delete(groupKey(group.spec, group.channel, group.top));
+        slices.get(group.slice)?.delete(groupKey(group.spec, group.channel, group.top));
       }
     },
-    async tick() {
+    async tick(slice = 0) {
       const readStartedAt = performance.now();
       await loadDate();
       let readMs = performance.now() - readStartedAt;
       const changed: FeedGroup<S>[] = [];
       const symbols: FeedGroup<S>[] = [];
-      for (const group of groups.values()) {
+      for (const group of slices.get(slice)?.values() ?? []) {
         if (group.spec.kind === 'symbol') symbols.push(group);
         else if (refreshBoard(group, group.spec.board)) changed.push(group);
       }

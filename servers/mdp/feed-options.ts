@@ -15,6 +15,7 @@ export interface FeedFlags {
   feedSecret?: string;
   feedInsecure?: boolean | string;
   feedCadenceMs: number;
+  feedSlices: number;
   feedAllowedOrigins?: string;
   feedMaxConnectionsPerIp: number;
   feedMaxSubscriptions: number;
@@ -37,6 +38,12 @@ export function feedOptions(): Option[] {
       .env('FEED_INSECURE')
       .argParser(parseYes),
     number('--feed-cadence-ms <ms>', 'FEED_CADENCE_MS', 'update cadence per channel', d.cadenceMs),
+    number(
+      '--feed-slices <n>',
+      'FEED_SLICES',
+      'ticks per cadence, each sending a share of the clients their updates',
+      d.slices,
+    ),
     new Option(
       '--feed-allowed-origins <list>',
       'comma-separated browser origins allowed besides the page’s own host',
@@ -87,6 +94,7 @@ export function parseFeedFlags(flags: FeedFlags): FeedConfig {
     insecure: flags.feedInsecure === true || parseYes(String(flags.feedInsecure ?? '')),
     limits: parseFeedLimits({
       cadenceMs: flags.feedCadenceMs,
+      slices: flags.feedSlices,
       maxConnectionsPerIp: flags.feedMaxConnectionsPerIp,
       maxSubscriptions: flags.feedMaxSubscriptions,
       messagesPerSecond: flags.feedMessagesPerSecond,

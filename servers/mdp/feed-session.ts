@@ -31,11 +31,20 @@ export interface FeedSessionOptions {
   maxTop: number;
   /** The connected clients: a new one is added, and removed once closed. */
   clients: Set<Client>;
+  /** The same by tick slice: a new client joins the one with the fewest clients. */
+  slices: readonly Set<Client>[];
   /** Connections per remote address. */
   perIp: Map<string, number>;
   /** Subscriptions whose updates were held back: one that ends is removed. */
   stale: Set<Sub>;
   writer: ClientWriter;
+}
+
+/** The slice with the fewest clients (the first of them on a tie). */
+function emptiestSlice(slices: readonly Set<Client>[]): number {
+  let best = 0;
+  for (let n = 1; n < slices.length; n++) if (slices[n]!.size < slices[best]!.size) best = n;
+  return best;
 }
 
 /** Longest a timer may wait (setTimeout's limit). */
@@ -49,7 +58,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export function createConnectionHandler(
   options: FeedSessionOptions,
 ): (ws: WebSocket, socket: Duplex, request: IncomingMessage, ip: string) => void {
-  const { limits, stats, log, hub, insecure, secret, maxTop, clients, perIp, stale } = options;
+  const { limits, stats, log, hub, insecure, secret, maxTop, clients, slices, perIp, stale } =
+    options;
   const { control, error, snapshot } = options.writer;
 
   const authenticate = async (client: Client, token: string): Promise<boolean> => {
@@ -133,7 +143,7 @@ export function createConnectionHandler(
       // Unsubscribed, or the connection closed, while an earlier snapshot was read.
       if (sub === undefined) continue;
       try {
-        sub.group = await hub.join(spec, channel, top, sub);
+        sub.group = await hub.join(spec, channel, top, sub, client.slice);
       } catch (err) {
         log.warn({ err, channel }, 'feed snapshot read failed');
         if (client.subs.get(channel) === sub) client.subs.delete(channel);
@@ -233,6 +243,7 @@ export function createConnectionHandler(
       ws,
       socket,
       ip,
+      slice: emptiestSlice(slices),
       claims: insecure ? 'insecure' : undefined,
       subs: new Map(),
       seq: 0,
@@ -246,6 +257,7 @@ export function createConnectionHandler(
       cut: undefined,
     };
     clients.add(client);
+    slices[client.slice]!.add(client);
     perIp.set(ip, (perIp.get(ip) ?? 0) + 1);
     stats.clients = clients.size;
     stats.connections++;
@@ -264,6 +276,7 @@ export function createConnectionHandler(
       for (const channel of [...client.subs.keys()]) leave(client, channel);
       for (const timer of [client.handshake, client.expiry, client.cut]) clearTimeout(timer);
       clients.delete(client);
+      slices[client.slice]!.delete(client);
       stats.clients = clients.size;
       const left = (perIp.get(ip) ?? 1) - 1;
       if (left > 0) perIp.set(ip, left);

@@ -58,6 +58,36 @@ describe('trader feed', () => {
     expect(seqs).toEqual(seqs.map((_, n) => n + 1));
   });
 
+  it('spreads a fan-out over the cadence: each slice’s clients get the update at their own tick', async () => {
+    const box = iso();
+    const m = market(box);
+    await m.bars({ AAPL: 101, MSFT: 103 });
+    // Ticks 50 ms apart; the four clients join the four emptiest slices, one each.
+    const { url, feed } = await serve({ limits: { cadenceMs: 200, slices: 4 } });
+    const traders = await Promise.all(
+      [0, 1, 2, 3].map(async () => {
+        const t = trader(url, await token());
+        await t.opened;
+        t.send({ op: 'subscribe', channels: ['board:gainers'] });
+        await t.next((e) => e.channel === 'board:gainers' && e.type === 'snapshot');
+        return t;
+      }),
+    );
+    await m.bars({ AAPL: 120 });
+    const updates = await Promise.all(
+      traders.map((t) => t.next((e) => e.channel === 'board:gainers' && e.type === 'update')),
+    );
+    // One tick for everyone would stamp one `ts`; four slices' ticks span three slices' time.
+    const ts = updates.map((u) => u.ts).sort((a, b) => a - b);
+    expect(ts.at(-1)! - ts[0]!).toBeGreaterThanOrEqual(100);
+    expect(updates.map((u) => u.data)).toEqual(updates.map(() => updates[0]!.data));
+    // Every slice ticks once per cadence: 4 ticks per 200 ms.
+    const before = feed.stats().ticks;
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(feed.stats().ticks - before).toBeGreaterThanOrEqual(16);
+    expect(feed.stats().ticks - before).toBeLessThanOrEqual(21);
+  });
+
   it('authenticates by the first message, and unsubscribes', async () => {
     const { url } = await serve();
     const t = trader(url);

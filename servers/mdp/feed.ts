@@ -10,6 +10,7 @@ import {
   FEED_SUBPROTOCOL,
   assertFeedSecret,
   parseFeedLimits,
+  tickSlices,
   type FeedErrorCode,
   type FeedLimits,
   type Names,
@@ -65,9 +66,10 @@ export interface FeedStats {
   abuseCloses: number;
   deadPeers: number;
   errors: Partial<Record<FeedErrorCode, number>>;
+  /** Ticks of every slice: `slices` of them per cadence. */
   ticks: number;
   tickErrors: number;
-  /** Duration of the last tick (Redis reads and fan-out), ms. */
+  /** Duration of the last (slice's) tick (Redis reads and fan-out), ms. */
   lastTickMs: number;
   /** Board updates from pub/sub (and dropped malformed ones), reloads, symbol reads. */
   hub?: FeedHub<unknown>['stats'];
@@ -126,6 +128,8 @@ export function createFeed(options: FeedOptions): Feed {
     handleProtocols: (offered) => (offered.has(FEED_SUBPROTOCOL) ? FEED_SUBPROTOCOL : false),
   });
   const clients = new Set<Client>();
+  const slices = Array.from({ length: tickSlices(limits) }, () => new Set<Client>());
+  const sliceMs = limits.cadenceMs / slices.length;
   const perIp = new Map<string, number>();
   const stale = new Set<Sub>();
   const stats: FeedStats = {
@@ -149,11 +153,14 @@ export function createFeed(options: FeedOptions): Feed {
     lastTickMs: 0,
   };
   let tickTimer: NodeJS.Timeout | undefined;
+  /** The slice the next tick serves, and when it is due (performance.now() ms). */
+  let nextSlice = 0;
+  let nextTickAt = 0;
   let heartbeatTimer: NodeJS.Timeout | undefined;
   let started: Promise<void> | undefined;
   let closed: Promise<void> | undefined;
 
-  const writer = createClientWriter({ limits, stats, clients, stale });
+  const writer = createClientWriter({ limits, stats, stale });
   const onConnection = createConnectionHandler({
     limits,
     stats,
@@ -163,6 +170,7 @@ export function createFeed(options: FeedOptions): Feed {
     secret,
     maxTop,
     clients,
+    slices,
     perIp,
     stale,
     writer,
@@ -188,8 +196,11 @@ export function createFeed(options: FeedOptions): Feed {
     wss.handleUpgrade(request, socket, head, (ws) => onConnection(ws, socket, request, ip));
   };
 
+  /** Runs the due slice's tick, then waits for the next slice's (never for one already past). */
   const tick = async (): Promise<void> => {
     const begun = performance.now();
+    const slice = nextSlice;
+    nextSlice = (slice + 1) % slices.length;
     // A tick that sends traced board updates continues the newest publication's trace.
     const links = traces.take();
     const span =
@@ -200,12 +211,15 @@ export function createFeed(options: FeedOptions): Feed {
             {
               kind: SpanKind.PRODUCER,
               links,
-              attributes: { 'openbell.feed.clients': clients.size },
+              attributes: {
+                'openbell.feed.clients': slices[slice]!.size,
+                'openbell.feed.slice': slice,
+              },
             },
             trace.setSpanContext(context.active(), links.at(-1)!.context),
           );
     try {
-      writer.deliver(await hub.tick());
+      writer.deliver(await hub.tick(slice), slices[slice]!);
       stats.ticks++;
     } catch (err) {
       stats.tickErrors++;
@@ -215,9 +229,15 @@ export function createFeed(options: FeedOptions): Feed {
     span?.end();
     stats.lastTickMs = performance.now() - begun;
     tickSeconds.record(stats.lastTickMs / 1000);
-    if (closed === undefined) {
-      tickTimer = setTimeout(() => void tick(), Math.max(0, limits.cadenceMs - stats.lastTickMs));
-    }
+    if (closed === undefined) schedule();
+  };
+
+  // Due times advance by a slice from the last one, not from the tick's end: a slice's clients
+  // get their updates every cadence, not every cadence plus the timers' delays.
+  const schedule = (): void => {
+    const now = performance.now();
+    nextTickAt = Math.max(nextTickAt + sliceMs, now);
+    tickTimer = setTimeout(() => void tick(), nextTickAt - now);
   };
 
   const heartbeat = (): void => {
@@ -243,10 +263,14 @@ export function createFeed(options: FeedOptions): Feed {
         await Promise.all([redis.connect(), subscriber.connect()]);
         await hub.start();
         unobserve = observeFeed(openbellMeter(), () => feed.stats());
-        tickTimer = setTimeout(() => void tick(), limits.cadenceMs);
+        nextTickAt = performance.now();
+        schedule();
         heartbeatTimer = setInterval(heartbeat, limits.heartbeatMs);
         heartbeatTimer.unref();
-        log.info({ path, insecure, cadenceMs: limits.cadenceMs }, 'feed started');
+        log.info(
+          { path, insecure, cadenceMs: limits.cadenceMs, slices: slices.length },
+          'feed started',
+        );
         if (insecure)
           log.warn('feed is insecure: anyone who reaches it gets the boards without a token');
       })());
