@@ -34,7 +34,7 @@ export interface FeedBenchOptions {
 }
 
 /** The default ladder of {@link benchFeed}. */
-export const FEED_LADDER = [500, 1000, 1500, 2000, 3000, 4000, 5000, 7000, 10_000];
+export const FEED_LADDER = [500, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 10_000];
 
 const log = pino({ level: 'warn' }, pino.destination(2));
 

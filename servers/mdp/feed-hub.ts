@@ -43,8 +43,8 @@ export interface FeedHubOptions {
   subscriber: Redis;
   names: Names;
   log: Logger;
-  /** Collects the trace context of traced board updates, for the tick that sends them. */
-  traces?: LinkRing;
+  /** Collects the trace context of traced board updates, for the ticks that send them. */
+  traces?: Pick<LinkRing, 'add'>;
   /** Told, once per tick, how long the tick waited on Redis reads (ms). */
   onRedisRead?(ms: number): void;
 }

@@ -100,11 +100,10 @@ export function createFeed(options: FeedOptions): Feed {
   const subscriber = new Redis(options.redisUrl, { lazyConnect: true });
   for (const connection of [redis, subscriber])
     connection.on('error', (error: Error) => log.debug({ err: error.message }, 'feed redis'));
-  const traces = createLinkRing();
   const tickSeconds = createDurationHistogram(
     openbellMeter(),
     'openbell_feed_tick_duration_seconds',
-    'One fan-out tick: Redis reads, diffs, writes',
+    "One slice's tick: Redis reads, diffs, writes to the slice's clients",
   );
   // Beside the analyzers' calls: a slow feed read shows whether Redis was busy with them.
   const redisSeconds = createDurationHistogram(
@@ -112,12 +111,17 @@ export function createFeed(options: FeedOptions): Feed {
     'openbell_redis_duration_seconds',
     'Redis call latency, by operation',
   );
+  const clients = new Set<Client>();
+  const slices = Array.from({ length: tickSlices(limits) }, () => new Set<Client>());
+  const sliceMs = limits.cadenceMs / slices.length;
+  // Every slice's tick sends a traced update, so each links to it.
+  const traces = slices.map(() => createLinkRing());
   const hub = createFeedHub<Sub>({
     redis,
     subscriber,
     names,
     log,
-    traces,
+    traces: { add: (spanContext) => traces.forEach((ring) => ring.add(spanContext)) },
     onRedisRead: (ms) => redisSeconds.record(ms / 1000, { op: 'feed_read' }),
   });
   const tracer = openbellTracer();
@@ -127,9 +131,6 @@ export function createFeed(options: FeedOptions): Feed {
     maxPayload: limits.maxMessageBytes,
     handleProtocols: (offered) => (offered.has(FEED_SUBPROTOCOL) ? FEED_SUBPROTOCOL : false),
   });
-  const clients = new Set<Client>();
-  const slices = Array.from({ length: tickSlices(limits) }, () => new Set<Client>());
-  const sliceMs = limits.cadenceMs / slices.length;
   const perIp = new Map<string, number>();
   const stale = new Set<Sub>();
   const stats: FeedStats = {
@@ -202,7 +203,7 @@ export function createFeed(options: FeedOptions): Feed {
     const slice = nextSlice;
     nextSlice = (slice + 1) % slices.length;
     // A tick that sends traced board updates continues the newest publication's trace.
-    const links = traces.take();
+    const links = traces[slice]!.take();
     const span =
       links.length === 0
         ? undefined
