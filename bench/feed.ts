@@ -202,8 +202,8 @@ const PROBE_CLIENTS = 10;
 
 /**
  * A handful of clients in a process of their own, subscribed after the load's clients (so last in
- * the feed's fan-out): their latency is the feed's delivery to its last subscriber without the
- * load driver's queueing, which tells whether the driver or the feed makes the load's latency.
+ * their tick slices' fan-outs): their latency is the feed's delivery without the load driver's
+ * queueing, which tells whether the driver or the feed makes the load's latency.
  * Resolves undefined when the probe fails (its stderr says why).
  */
 async function runProbe(

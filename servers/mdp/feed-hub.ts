@@ -45,7 +45,7 @@ export interface FeedHubOptions {
   log: Logger;
   /** Collects the trace context of traced board updates, for the ticks that send them. */
   traces?: Pick<LinkRing, 'add'>;
-  /** Told, once per tick, how long the tick waited on Redis reads (ms). */
+  /** Told, once per {@link FeedHub.read}, how long its Redis reads took (ms). */
   onRedisRead?(ms: number): void;
 }
 
@@ -62,8 +62,16 @@ export interface FeedHub<S> {
     slice?: number,
   ): Promise<FeedGroup<S>>;
   leave(group: FeedGroup<S>, subscriber: S): void;
-  /** Brings a slice's groups up to date; returns those whose `update` is new. */
-  tick(slice?: number): Promise<FeedGroup<S>[]>;
+  /**
+   * Reads Redis: the newest trading date (and the published boards when it changed or pub/sub
+   * was lost), and the state of every subscribed symbol. Ticks use what the last read found.
+   */
+  read(): Promise<void>;
+  /**
+   * Brings a slice's groups up to date from memory (the boards from pub/sub, the symbols from the
+   * last read); returns those whose `update` is new. It never waits on Redis.
+   */
+  tick(slice?: number): FeedGroup<S>[];
   readonly date: string | undefined;
   readonly stats: {
     boardMessages: number;
@@ -81,13 +89,15 @@ interface LatestBoard {
 
 /**
  * Creates the hub. Boards come from the analyzers' conflated pub/sub updates (and the `published`
- * hash when the date changes or the subscription was lost); symbols are read each tick.
+ * hash when the date changes or the subscription was lost); symbols from {@link FeedHub.read}.
  */
 export function createFeedHub<S>(options: FeedHubOptions): FeedHub<S> {
   const { redis, subscriber, names, log } = options;
   /** Groups by slice, then by {@link groupKey}. */
   const slices = new Map<number, Map<string, FeedGroup<S>>>();
   const latest = new Map<BoardName, LatestBoard>();
+  /** The last read state of each subscribed symbol (of the current date), as JSON. */
+  const symbolStates = new Map<string, string>();
   const stats = { boardMessages: 0, badMessages: 0, reloads: 0, symbolReads: 0 };
   let date: string | undefined;
   let subscribedChannel: string | undefined;
@@ -132,6 +142,7 @@ export function createFeedHub<S>(options: FeedHubOptions): FeedHub<S> {
       date = newest;
       reload = true;
       latest.clear();
+      symbolStates.clear();
       if (previous !== undefined) await subscriber.unsubscribe(previous).catch(() => undefined);
     }
     if (!reload) return;
@@ -184,21 +195,34 @@ export function createFeedHub<S>(options: FeedHubOptions): FeedHub<S> {
     return true;
   };
 
-  const refreshSymbols = async (targets: FeedGroup<S>[]): Promise<FeedGroup<S>[]> => {
-    if (date === undefined || targets.length === 0) return [];
-    const syms = targets.map((group) => (group.spec as { sym: string }).sym);
-    const states = await readSymbolStates(redis, names, date, syms);
+  /** Reads the states of `syms` (of the current date) into {@link symbolStates}. */
+  const readSymbols = async (syms: string[]): Promise<void> => {
+    if (date === undefined || syms.length === 0) return;
+    const readDate = date;
+    const states = await readSymbolStates(redis, names, readDate, syms);
     stats.symbolReads += syms.length;
-    const changed: FeedGroup<S>[] = [];
-    targets.forEach((group, n) => {
-      const json = JSON.stringify(states[n]);
-      if (json === group.snapshot) return;
-      group.snapshot = json;
-      group.update = json;
-      group.date = date;
-      changed.push(group);
-    });
-    return changed;
+    // A date that changed during the read leaves the states of the old one out.
+    if (date !== readDate) return;
+    syms.forEach((sym, n) => symbolStates.set(sym, JSON.stringify(states[n])));
+  };
+
+  /** Moves a symbol group to the last read state; true when it changed. */
+  const refreshSymbol = (group: FeedGroup<S>, sym: string): boolean => {
+    const json = symbolStates.get(sym);
+    if (json === undefined || json === group.snapshot) return false;
+    group.snapshot = json;
+    group.update = json;
+    group.date = date;
+    return true;
+  };
+
+  /** Every symbol subscribed in any slice. */
+  const subscribedSymbols = (): Set<string> => {
+    const syms = new Set<string>();
+    for (const groups of slices.values())
+      for (const group of groups.values())
+        if (group.spec.kind === 'symbol') syms.add(group.spec.sym);
+    return syms;
   };
 
   return {
@@ -236,7 +260,8 @@ export function createFeedHub<S>(options: FeedHubOptions): FeedHub<S> {
       }
       if (group.snapshot === undefined && spec.kind === 'symbol') {
         try {
-          await refreshSymbols([group]);
+          if (!symbolStates.has(spec.sym)) await readSymbols([spec.sym]);
+          refreshSymbol(group, spec.sym);
         } catch (error) {
           // Nobody joined: a group without members must not stay and be read every tick.
           if (group.subscribers.size === 0) groups.delete(key);
@@ -254,22 +279,23 @@ export function createFeedHub<S>(options: FeedHubOptions): FeedHub<S> {
         slices.get(group.slice)?.delete(groupKey(group.spec, group.channel, group.top));
       }
     },
-    async tick(slice = 0) {
-      const readStartedAt = performance.now();
+    async read() {
+      const startedAt = performance.now();
       await loadDate();
-      let readMs = performance.now() - readStartedAt;
+      const syms = subscribedSymbols();
+      // Nobody watches the others any more.
+      for (const sym of symbolStates.keys()) if (!syms.has(sym)) symbolStates.delete(sym);
+      await readSymbols([...syms]);
+      options.onRedisRead?.(performance.now() - startedAt);
+    },
+    tick(slice = 0) {
       const changed: FeedGroup<S>[] = [];
-      const symbols: FeedGroup<S>[] = [];
       for (const group of slices.get(slice)?.values() ?? []) {
-        if (group.spec.kind === 'symbol') symbols.push(group);
-        else if (refreshBoard(group, group.spec.board)) changed.push(group);
+        const spec = group.spec;
+        const moved =
+          spec.kind === 'symbol' ? refreshSymbol(group, spec.sym) : refreshBoard(group, spec.board);
+        if (moved) changed.push(group);
       }
-      if (symbols.length > 0) {
-        const symbolsStartedAt = performance.now();
-        changed.push(...(await refreshSymbols(symbols)));
-        readMs += performance.now() - symbolsStartedAt;
-      }
-      options.onRedisRead?.(readMs);
       return changed;
     },
     get date() {

@@ -1,7 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { mintFeedToken } from '../../core/index.ts';
-import { DATE, OPEN, log, useFeedTest, type BoardData } from '../../testing/feed.ts';
+import { DATE, OPEN, log, useFeedTest, type BoardData, type Trader } from '../../testing/feed.ts';
 import { createFeed } from './feed.ts';
 
 describe('trader feed', () => {
@@ -63,29 +63,44 @@ describe('trader feed', () => {
     const m = market(box);
     await m.bars({ AAPL: 101, MSFT: 103 });
     // Ticks 50 ms apart; the four clients join the four emptiest slices, one each.
-    const { url, feed } = await serve({ limits: { cadenceMs: 200, slices: 4 } });
-    const traders = await Promise.all(
-      [0, 1, 2, 3].map(async () => {
-        const t = trader(url, await token());
-        await t.opened;
-        t.send({ op: 'subscribe', channels: ['board:gainers'] });
-        await t.next((e) => e.channel === 'board:gainers' && e.type === 'snapshot');
-        return t;
-      }),
-    );
+    const cadenceMs = 200;
+    const { url, feed } = await serve({ limits: { cadenceMs, slices: 4 } });
+    const connect = async (): Promise<Trader> => {
+      const t = trader(url, await token());
+      await t.opened;
+      t.send({ op: 'subscribe', channels: ['board:gainers'] });
+      await t.next((e) => e.channel === 'board:gainers' && e.type === 'snapshot');
+      return t;
+    };
+    const traders = [await connect(), await connect(), await connect(), await connect()];
+    expect(feed.stats().slices).toEqual([1, 1, 1, 1]);
     await m.bars({ AAPL: 120 });
     const updates = await Promise.all(
       traders.map((t) => t.next((e) => e.channel === 'board:gainers' && e.type === 'update')),
     );
-    // One tick for everyone would stamp one `ts`; four slices' ticks span three slices' time.
+    // One tick for everyone would stamp one `ts` on all four.
     const ts = updates.map((u) => u.ts).sort((a, b) => a - b);
-    expect(ts.at(-1)! - ts[0]!).toBeGreaterThanOrEqual(100);
+    expect(new Set(ts).size).toBeGreaterThan(1);
+    expect(ts.at(-1)! - ts[0]!).toBeGreaterThanOrEqual(40);
     expect(updates.map((u) => u.data)).toEqual(updates.map(() => updates[0]!.data));
-    // Every slice ticks once per cadence: 4 ticks per 200 ms.
-    const before = feed.stats().ticks;
-    await new Promise((r) => setTimeout(r, 1000));
-    expect(feed.stats().ticks - before).toBeGreaterThanOrEqual(16);
-    expect(feed.stats().ticks - before).toBeLessThanOrEqual(21);
+
+    // Changes every 20 ms for a second: each client still gets at most one update per cadence.
+    for (let n = 0; n < 50; n++) await m.bars({ AAPL: 121 + n });
+    await new Promise((r) => setTimeout(r, cadenceMs * 2));
+    for (const t of traders) {
+      const times = t.of('board:gainers', 'update').map((u) => u.ts);
+      expect(times.length).toBeGreaterThanOrEqual(3);
+      // `ts` is whole ms: a cadence of 200 ms can read as 199.
+      for (let n = 1; n < times.length; n++)
+        expect(times[n]! - times[n - 1]!).toBeGreaterThanOrEqual(cadenceMs - 1);
+    }
+
+    // A client that leaves frees its slice; the next one fills it.
+    traders[2]!.ws.close();
+    await traders[2]!.closed;
+    await vi.waitFor(() => expect(feed.stats().slices).toEqual([1, 1, 0, 1]));
+    await connect();
+    expect(feed.stats().slices).toEqual([1, 1, 1, 1]);
   });
 
   it('authenticates by the first message, and unsubscribes', async () => {

@@ -1,4 +1,4 @@
-import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { context, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import { Redis } from 'ioredis';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -68,9 +68,12 @@ export interface FeedStats {
   errors: Partial<Record<FeedErrorCode, number>>;
   /** Ticks of every slice: `slices` of them per cadence. */
   ticks: number;
+  /** Ticks and Redis reads that failed. */
   tickErrors: number;
-  /** Duration of the last (slice's) tick (Redis reads and fan-out), ms. */
+  /** Duration of the last slice's tick (diffs and writes), ms. */
   lastTickMs: number;
+  /** Clients in each tick slice. */
+  slices?: number[];
   /** Board updates from pub/sub (and dropped malformed ones), reloads, symbol reads. */
   hub?: FeedHub<unknown>['stats'];
 }
@@ -103,7 +106,7 @@ export function createFeed(options: FeedOptions): Feed {
   const tickSeconds = createDurationHistogram(
     openbellMeter(),
     'openbell_feed_tick_duration_seconds',
-    "One slice's tick: Redis reads, diffs, writes to the slice's clients",
+    "One slice's tick: diffs and writes to the slice's clients",
   );
   // Beside the analyzers' calls: a slow feed read shows whether Redis was busy with them.
   const redisSeconds = createDurationHistogram(
@@ -154,9 +157,10 @@ export function createFeed(options: FeedOptions): Feed {
     lastTickMs: 0,
   };
   let tickTimer: NodeJS.Timeout | undefined;
-  /** The slice the next tick serves, and when it is due (performance.now() ms). */
+  /** The slice the next tick serves, when it is due, and when each slice last ticked (performance.now() ms). */
   let nextSlice = 0;
   let nextTickAt = 0;
+  const lastTickAt = slices.map(() => -Infinity);
   let heartbeatTimer: NodeJS.Timeout | undefined;
   let started: Promise<void> | undefined;
   let closed: Promise<void> | undefined;
@@ -197,30 +201,52 @@ export function createFeed(options: FeedOptions): Feed {
     wss.handleUpgrade(request, socket, head, (ws) => onConnection(ws, socket, request, ip));
   };
 
-  /** Runs the due slice's tick, then waits for the next slice's (never for one already past). */
-  const tick = async (): Promise<void> => {
+  /** Starts a Redis read (the date, subscribed symbols) unless one is under way. */
+  let reading = false;
+  const read = (): void => {
+    if (reading) return;
+    reading = true;
+    hub
+      .read()
+      .catch((err: unknown) => {
+        // Closing disconnects Redis under a read: that is no failure.
+        if (closed !== undefined) return;
+        stats.tickErrors++;
+        log.warn({ err }, 'feed read failed');
+      })
+      .finally(() => (reading = false));
+  };
+
+  /**
+   * A slice's tick: starts a read, then sends the slice's clients what changed since their last
+   * tick, from memory. It never waits on Redis: a slow read delays what it brings (a new date,
+   * symbol states), never the slices' cadence.
+   */
+  const tick = (): void => {
     const begun = performance.now();
     const slice = nextSlice;
     nextSlice = (slice + 1) % slices.length;
-    // A tick that sends traced board updates continues the newest publication's trace.
+    lastTickAt[slice] = begun;
+    read();
     const links = traces[slice]!.take();
-    const span =
-      links.length === 0
-        ? undefined
-        : tracer.startSpan(
-            'openbell.feed tick',
-            {
-              kind: SpanKind.PRODUCER,
-              links,
-              attributes: {
-                'openbell.feed.clients': slices[slice]!.size,
-                'openbell.feed.slice': slice,
-              },
-            },
-            trace.setSpanContext(context.active(), links.at(-1)!.context),
-          );
+    let span: Span | undefined;
     try {
-      writer.deliver(await hub.tick(slice), slices[slice]!);
+      const changed = hub.tick(slice);
+      // A tick that sends traced board updates continues the newest publication's trace.
+      if (links.length > 0 && changed.length > 0)
+        span = tracer.startSpan(
+          'openbell.feed tick',
+          {
+            kind: SpanKind.PRODUCER,
+            links,
+            attributes: {
+              'openbell.feed.clients': slices[slice]!.size,
+              'openbell.feed.slice': slice,
+            },
+          },
+          trace.setSpanContext(context.active(), links.at(-1)!.context),
+        );
+      writer.deliver(changed, slices[slice]!);
       stats.ticks++;
     } catch (err) {
       stats.tickErrors++;
@@ -233,12 +259,25 @@ export function createFeed(options: FeedOptions): Feed {
     if (closed === undefined) schedule();
   };
 
-  // Due times advance by a slice from the last one, not from the tick's end: a slice's clients
-  // get their updates every cadence, not every cadence plus the timers' delays.
+  /**
+   * Due times advance by a slice from the last one, not from the tick's end, so timers' delays do
+   * not add up; and a slice ticks no sooner than a cadence after its previous tick, so a channel
+   * never sends two updates within a cadence. A late tick is not made up for.
+   */
   const schedule = (): void => {
-    const now = performance.now();
-    nextTickAt = Math.max(nextTickAt + sliceMs, now);
-    tickTimer = setTimeout(() => void tick(), nextTickAt - now);
+    nextTickAt = Math.max(
+      nextTickAt + sliceMs,
+      lastTickAt[nextSlice]! + limits.cadenceMs,
+      performance.now(),
+    );
+    arm();
+  };
+  // A timer can fire up to a millisecond early: it then waits again for the rest.
+  const arm = (): void => {
+    tickTimer = setTimeout(
+      () => (performance.now() < nextTickAt ? arm() : tick()),
+      Math.max(1, nextTickAt - performance.now()),
+    );
   };
 
   const heartbeat = (): void => {
@@ -274,6 +313,11 @@ export function createFeed(options: FeedOptions): Feed {
         );
         if (insecure)
           log.warn('feed is insecure: anyone who reaches it gets the boards without a token');
+        if (slices.length < limits.slices)
+          log.warn(
+            { slices: slices.length, asked: limits.slices, cadenceMs: limits.cadenceMs },
+            'feed slices cut to keep their ticks 5 ms apart',
+          );
       })());
     },
     close() {
@@ -298,6 +342,7 @@ export function createFeed(options: FeedOptions): Feed {
       ...stats,
       rejected: { ...stats.rejected },
       errors: { ...stats.errors },
+      slices: slices.map((slice) => slice.size),
       hub: { ...hub.stats },
     }),
   };

@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -8,6 +9,7 @@ import {
   type MarketEvent,
   type Telemetry,
 } from '../../core/index.ts';
+import { WebSocket } from 'ws';
 import { useIsolation } from '../../testing/harness.ts';
 import { seriesValue as sample, startTestMdp, type TestMdp } from '../../testing/mdp.ts';
 
@@ -140,8 +142,12 @@ describe('mdp telemetry', () => {
     expect(promtool.status).toBe(0);
 
     // Traces: listener publish → analyzer apply (child, via the AMQP headers) → board
-    // publication (linked) → feed tick (child of the publication, via pub/sub). The feed learns
-    // the trading date from the first publication: later ones reach it.
+    // publication (linked) → feed tick (child of the publication, via pub/sub), when the tick
+    // sends the update to a trader. The feed learns the trading date from the first publication:
+    // later ones reach it.
+    const trader = new WebSocket(`ws://127.0.0.1:${mdp.port}/ws`, ['openbell.v1']);
+    await once(trader, 'open');
+    trader.send(JSON.stringify({ op: 'subscribe', channels: ['board:volume'] }));
     let volume = 100;
     await expect
       .poll(
@@ -173,5 +179,6 @@ describe('mdp telemetry', () => {
     expect(linked.every((id) => appliedIds.includes(id))).toBe(true);
     const ticks = named('openbell.feed tick');
     expect(ticks.some((t) => rounds.some((r) => r.spanId === t.parentSpanId))).toBe(true);
+    trader.terminate();
   });
 });
