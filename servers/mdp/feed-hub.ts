@@ -45,7 +45,7 @@ export interface FeedHubOptions {
   log: Logger;
   /** Collects the trace context of traced board updates, for the ticks that send them. */
   traces?: Pick<LinkRing, 'add'>;
-  /** Told, once per {@link FeedHub.read}, how long its Redis reads took (ms). */
+  /** Told how long each {@link FeedHub.readDate} or {@link FeedHub.readSymbols} took (ms). */
   onRedisRead?(ms: number): void;
 }
 
@@ -63,13 +63,15 @@ export interface FeedHub<S> {
   ): Promise<FeedGroup<S>>;
   leave(group: FeedGroup<S>, subscriber: S): void;
   /**
-   * Reads Redis: the newest trading date (and the published boards when it changed or pub/sub
-   * was lost), and the state of every subscribed symbol. Ticks use what the last read found.
+   * Reads the newest trading date from Redis, and the published boards when it changed or pub/sub
+   * was lost; forgets the states of symbols nobody watches any more.
    */
-  read(): Promise<void>;
+  readDate(): Promise<void>;
+  /** Reads the state of every symbol watched in `slice`: what its next tick sends. */
+  readSymbols(slice: number): Promise<void>;
   /**
    * Brings a slice's groups up to date from memory (the boards from pub/sub, the symbols from the
-   * last read); returns those whose `update` is new. It never waits on Redis.
+   * last reads); returns those whose `update` is new. It never waits on Redis.
    */
   tick(slice?: number): FeedGroup<S>[];
   readonly date: string | undefined;
@@ -89,19 +91,31 @@ interface LatestBoard {
 
 /**
  * Creates the hub. Boards come from the analyzers' conflated pub/sub updates (and the `published`
- * hash when the date changes or the subscription was lost); symbols from {@link FeedHub.read}.
+ * hash when the date changes or the subscription was lost); symbols from {@link FeedHub.readSymbols}.
  */
 export function createFeedHub<S>(options: FeedHubOptions): FeedHub<S> {
   const { redis, subscriber, names, log } = options;
   /** Groups by slice, then by {@link groupKey}. */
   const slices = new Map<number, Map<string, FeedGroup<S>>>();
-  const latest = new Map<BoardName, LatestBoard>();
+  let latest = new Map<BoardName, LatestBoard>();
+  /** A date being switched to: its boards, filled by pub/sub while its published hash is read. */
+  let next: { date: string; latest: Map<BoardName, LatestBoard> } | undefined;
   /** The last read state of each subscribed symbol (of the current date), as JSON. */
   const symbolStates = new Map<string, string>();
   const stats = { boardMessages: 0, badMessages: 0, reloads: 0, symbolReads: 0 };
   let date: string | undefined;
-  let subscribedChannel: string | undefined;
   let reload = true;
+
+  /** Keeps `rows` as `board`'s unless `boards` has a newer version. */
+  const merge = (
+    boards: Map<BoardName, LatestBoard>,
+    board: BoardName,
+    rows: BoardRow[],
+    version: number,
+  ): void => {
+    const known = boards.get(board);
+    if (known === undefined || version >= known.version) boards.set(board, { rows, version });
+  };
 
   subscriber.on('message', (_channel: string, message: string) => {
     const update = parseUpdate(message);
@@ -119,43 +133,54 @@ export function createFeedHub<S>(options: FeedHubOptions): FeedHub<S> {
     stats.boardMessages++;
     const { traceparent, tracestate } = update;
     options.traces?.add(trace.getSpanContext(contextFromHeaders({ traceparent, tracestate })));
-    if (update.date !== date) return;
-    const known = latest.get(update.board);
-    if (known === undefined || update.version >= known.version) {
-      latest.set(update.board, { rows: update.rows, version: update.version });
-    }
+    if (update.date === date) merge(latest, update.board, update.rows, update.version);
+    else if (update.date === next?.date)
+      merge(next.latest, update.board, update.rows, update.version);
   });
   // A lost subscription may have missed updates: read the published boards again.
   subscriber.on('ready', () => {
     reload = true;
   });
 
+  /**
+   * Follows the newest trading date. A new date's boards are read (subscribed first, so nothing
+   * published meanwhile is lost) before the hub switches to it, all at once: a tick never sees a
+   * new date without its boards. A failed read leaves the old date in place for the next try.
+   */
   const loadDate = async (): Promise<void> => {
     const newest = (await redis.get(names.latestDate)) ?? undefined;
-    if (newest === undefined) return;
-    if (newest !== date) {
-      // Subscribed first: if that fails, the next tick tries the whole change again.
-      const channel = names.boardUpdates(newest);
-      await subscriber.subscribe(channel);
-      const previous = subscribedChannel;
-      subscribedChannel = channel;
-      date = newest;
-      reload = true;
-      latest.clear();
-      symbolStates.clear();
-      if (previous !== undefined) await subscriber.unsubscribe(previous).catch(() => undefined);
+    if (newest === undefined || (newest === date && !reload)) return;
+    if (newest !== date && next?.date !== newest) {
+      // A date given up on before its switch (it changed again): nobody needs its updates.
+      if (next !== undefined)
+        void subscriber.unsubscribe(names.boardUpdates(next.date)).catch(() => undefined);
+      next = { date: newest, latest: new Map() };
     }
-    if (!reload) return;
-    const published = await redis.hgetall(names.published(newest));
+    const boards = newest === date ? latest : next!.latest;
+    if (newest !== date) await subscriber.subscribe(names.boardUpdates(newest));
+    // Cleared first: a subscription lost during the read sets it again.
     reload = false;
+    let published: Record<string, string>;
+    try {
+      published = await redis.hgetall(names.published(newest));
+    } catch (error) {
+      reload = true;
+      throw error;
+    }
     stats.reloads++;
     const version = Number(published['version'] ?? 0);
-    for (const board of BOARD_NAMES) {
-      // A pub/sub update that arrived during the read may be newer than the hash: keep it.
-      const known = latest.get(board);
-      if (known !== undefined && known.version > version) continue;
-      latest.set(board, { rows: parseRows(published[board]) ?? [], version });
-    }
+    // A pub/sub update that arrived during the read may be newer than the hash: it stays.
+    for (const board of BOARD_NAMES)
+      merge(boards, board, parseRows(published[board]) ?? [], version);
+    if (newest === date) return;
+    const previous = date;
+    date = newest;
+    latest = boards;
+    next = undefined;
+    symbolStates.clear();
+    // Not awaited: an UNSUBSCRIBE on a lost line could wait forever.
+    if (previous !== undefined)
+      void subscriber.unsubscribe(names.boardUpdates(previous)).catch(() => undefined);
   };
 
   const boardData = (group: FeedGroup<S>, rows: readonly BoardRow[], order?: string[]): string =>
@@ -279,12 +304,19 @@ export function createFeedHub<S>(options: FeedHubOptions): FeedHub<S> {
         slices.get(group.slice)?.delete(groupKey(group.spec, group.channel, group.top));
       }
     },
-    async read() {
+    async readDate() {
       const startedAt = performance.now();
       await loadDate();
       const syms = subscribedSymbols();
-      // Nobody watches the others any more.
       for (const sym of symbolStates.keys()) if (!syms.has(sym)) symbolStates.delete(sym);
+      options.onRedisRead?.(performance.now() - startedAt);
+    },
+    async readSymbols(slice) {
+      const syms = new Set<string>();
+      for (const group of slices.get(slice)?.values() ?? [])
+        if (group.spec.kind === 'symbol') syms.add(group.spec.sym);
+      if (syms.size === 0 || date === undefined) return;
+      const startedAt = performance.now();
       await readSymbols([...syms]);
       options.onRedisRead?.(performance.now() - startedAt);
     },

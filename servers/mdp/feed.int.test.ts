@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
-import { mintFeedToken } from '../../core/index.ts';
+import { createBoardPublisher, mintFeedToken } from '../../core/index.ts';
 import { DATE, OPEN, log, useFeedTest, type BoardData, type Trader } from '../../testing/feed.ts';
 import { createFeed } from './feed.ts';
 
@@ -84,9 +84,16 @@ describe('trader feed', () => {
     expect(ts.at(-1)! - ts[0]!).toBeGreaterThanOrEqual(40);
     expect(updates.map((u) => u.data)).toEqual(updates.map(() => updates[0]!.data));
 
-    // Changes every 20 ms for a second: each client still gets at most one update per cadence.
+    // Fifty changes back to back: each client still gets at most one update per cadence, and
+    // every slice ticks about once per cadence (4 ticks per 200 ms; a tick is never early).
+    const ticksBefore = feed.stats().ticks;
+    const startedAt = performance.now();
     for (let n = 0; n < 50; n++) await m.bars({ AAPL: 121 + n });
     await new Promise((r) => setTimeout(r, cadenceMs * 2));
+    const cadences = (performance.now() - startedAt) / cadenceMs;
+    const ticks = feed.stats().ticks - ticksBefore;
+    expect(ticks).toBeLessThanOrEqual(4 * (Math.floor(cadences) + 1));
+    expect(ticks).toBeGreaterThanOrEqual(4 * Math.floor(cadences * 0.75));
     for (const t of traders) {
       const times = t.of('board:gainers', 'update').map((u) => u.ts);
       expect(times.length).toBeGreaterThanOrEqual(3);
@@ -101,6 +108,50 @@ describe('trader feed', () => {
     await vi.waitFor(() => expect(feed.stats().slices).toEqual([1, 1, 0, 1]));
     await connect();
     expect(feed.stats().slices).toEqual([1, 1, 1, 1]);
+  });
+
+  it('switches to a new trading date with its boards, never an empty board in between', async () => {
+    const box = iso();
+    const m = market(box);
+    await m.bars({ AAPL: 101, MSFT: 103 });
+    const { url } = await serve();
+    const t = trader(url, await token());
+    await t.opened;
+    t.send({ op: 'subscribe', channels: ['board:gainers'] });
+    const snap = await t.next((e) => e.channel === 'board:gainers' && e.type === 'snapshot');
+    expect((snap.data as BoardData).date).toBe(DATE);
+
+    // The next trading day's first bar, applied and published as the analyzers do.
+    const nextDate = '2026-11-25';
+    const nextOpen = OPEN + 86_400_000;
+    const publisher = createBoardPublisher({
+      redis: box.redis,
+      store: m.store,
+      names: box.names,
+      log,
+      date: () => nextDate,
+      intervalMs: 5,
+      top: 20,
+    });
+    const bar = { ev: 'A' as const, sym: 'NVDA', s: nextOpen, e: nextOpen + 1000, av: 5000 };
+    await m.store.applyBatch({
+      v: 1,
+      id: 'next-day-1',
+      receivedAtMs: Date.now(),
+      events: [{ ...bar, c: 110, op: 100 }],
+    });
+    await new Promise((r) => setTimeout(r, 6));
+    await publisher.tick();
+    const update = await t.next(
+      (e) => e.type === 'update' && (e.data as BoardData).date === nextDate,
+    );
+    expect((update.data as BoardData).rows.map((r) => r.sym)).toEqual(['NVDA']);
+    const emptyNewDay = t
+      .of('board:gainers')
+      .filter(
+        (e) => (e.data as BoardData).date === nextDate && (e.data as BoardData).rows.length === 0,
+      );
+    expect(emptyNewDay).toEqual([]);
   });
 
   it('authenticates by the first message, and unsubscribes', async () => {

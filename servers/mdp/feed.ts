@@ -70,6 +70,8 @@ export interface FeedStats {
   ticks: number;
   /** Ticks and Redis reads that failed. */
   tickErrors: number;
+  /** Epoch ms of the last Redis read that succeeded (0: none yet). */
+  lastReadAt: number;
   /** Duration of the last slice's tick (diffs and writes), ms. */
   lastTickMs: number;
   /** Clients in each tick slice. */
@@ -99,8 +101,15 @@ export function createFeed(options: FeedOptions): Feed {
   const maxTop = options.top ?? 20;
   const path = options.path ?? '/ws';
   const allowedOrigins = new Set(options.allowedOrigins ?? []);
-  const redis = new Redis(options.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2 });
-  const subscriber = new Redis(options.redisUrl, { lazyConnect: true });
+  const redis = new Redis(options.redisUrl, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 2,
+    commandTimeout: READ_TIMEOUT_MS,
+  });
+  const subscriber = new Redis(options.redisUrl, {
+    lazyConnect: true,
+    commandTimeout: READ_TIMEOUT_MS,
+  });
   for (const connection of [redis, subscriber])
     connection.on('error', (error: Error) => log.debug({ err: error.message }, 'feed redis'));
   const tickSeconds = createDurationHistogram(
@@ -154,6 +163,7 @@ export function createFeed(options: FeedOptions): Feed {
     errors: {},
     ticks: 0,
     tickErrors: 0,
+    lastReadAt: 0,
     lastTickMs: 0,
   };
   let tickTimer: NodeJS.Timeout | undefined;
@@ -201,39 +211,50 @@ export function createFeed(options: FeedOptions): Feed {
     wss.handleUpgrade(request, socket, head, (ws) => onConnection(ws, socket, request, ip));
   };
 
-  /** Starts a Redis read (the date, subscribed symbols) unless one is under way. */
-  let reading = false;
-  const read = (): void => {
-    if (reading) return;
-    reading = true;
-    hub
-      .read()
-      .catch((err: unknown) => {
-        // Closing disconnects Redis under a read: that is no failure.
-        if (closed !== undefined) return;
-        stats.tickErrors++;
-        log.warn({ err }, 'feed read failed');
-      })
-      .finally(() => (reading = false));
+  /**
+   * Runs `read` unless the last one it started is still under way; a failure is counted. The
+   * read connection's command timeout bounds how long one can hang.
+   */
+  const singleFlight = (what: string, read: () => Promise<void>): (() => void) => {
+    let reading = false;
+    return () => {
+      if (reading) return;
+      reading = true;
+      read()
+        .then(() => (stats.lastReadAt = Date.now()))
+        .catch((err: unknown) => {
+          // Closing disconnects Redis under a read: that is no failure.
+          if (closed !== undefined) return;
+          stats.tickErrors++;
+          log.warn({ err }, `feed ${what} read failed`);
+        })
+        .finally(() => (reading = false));
+    };
   };
+  const readDate = singleFlight('date', () => hub.readDate());
+  let prefetch = 0;
+  const readSymbols = singleFlight('symbol', () => hub.readSymbols(prefetch));
 
   /**
-   * A slice's tick: starts a read, then sends the slice's clients what changed since their last
-   * tick, from memory. It never waits on Redis: a slow read delays what it brings (a new date,
-   * symbol states), never the slices' cadence.
+   * A slice's tick: sends the slice's clients what changed since their last tick, from memory, and
+   * starts the reads the next ticks need: the date once per cadence, and the next slice's symbols.
+   * It never waits on Redis: a slow read delays what it brings, never the slices' cadence.
    */
   const tick = (): void => {
     const begun = performance.now();
     const slice = nextSlice;
     nextSlice = (slice + 1) % slices.length;
     lastTickAt[slice] = begun;
-    read();
+    if (slice === 0) readDate();
+    prefetch = nextSlice;
+    readSymbols();
     const links = traces[slice]!.take();
     let span: Span | undefined;
     try {
       const changed = hub.tick(slice);
-      // A tick that sends traced board updates continues the newest publication's trace.
-      if (links.length > 0 && changed.length > 0)
+      // A tick that sends board updates continues the newest publication's trace (the span
+      // covers the writes).
+      if (links.length > 0 && changed.some((group) => group.spec.kind === 'board'))
         span = tracer.startSpan(
           'openbell.feed tick',
           {
@@ -260,9 +281,10 @@ export function createFeed(options: FeedOptions): Feed {
   };
 
   /**
-   * Due times advance by a slice from the last one, not from the tick's end, so timers' delays do
-   * not add up; and a slice ticks no sooner than a cadence after its previous tick, so a channel
-   * never sends two updates within a cadence. A late tick is not made up for.
+   * Due times advance by a slice from the last one, not from the tick's end, and a slice ticks no
+   * sooner than a cadence after its previous tick began, so a channel never sends two updates
+   * within a cadence. A tick's lateness (about a millisecond of timer delay) is therefore carried
+   * into its slice's next one, never made up for.
    */
   const schedule = (): void => {
     nextTickAt = Math.max(
@@ -348,6 +370,9 @@ export function createFeed(options: FeedOptions): Feed {
   };
   return feed;
 }
+
+/** Longest a feed's Redis read may take before it fails (and the next one may start). */
+const READ_TIMEOUT_MS = 5000;
 
 /** Throws ConfigError unless the feed has a usable secret or is explicitly insecure. */
 export function assertFeedAuth(options: Pick<FeedOptions, 'secret' | 'insecure'>): void {
