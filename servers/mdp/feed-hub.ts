@@ -67,8 +67,11 @@ export interface FeedHub<S> {
    * was lost; forgets the states of symbols nobody watches any more.
    */
   readDate(): Promise<void>;
-  /** Reads the state of every symbol watched in `slice`: what its next tick sends. */
-  readSymbols(slice: number): Promise<void>;
+  /**
+   * Reads the state of every symbol watched in `slices`: what their next ticks send. Resolves
+   * false when there was nothing to read.
+   */
+  readSymbols(slices: readonly number[]): Promise<boolean>;
   /**
    * Brings a slice's groups up to date from memory (the boards from pub/sub, the symbols from the
    * last reads); returns those whose `update` is new. It never waits on Redis.
@@ -157,7 +160,8 @@ export function createFeedHub<S>(options: FeedHubOptions): FeedHub<S> {
       next = { date: newest, latest: new Map() };
     }
     const boards = newest === date ? latest : next!.latest;
-    if (newest !== date) await subscriber.subscribe(names.boardUpdates(newest));
+    if (newest !== date)
+      await withTimeout(subscriber.subscribe(names.boardUpdates(newest)), 'SUBSCRIBE');
     // Cleared first: a subscription lost during the read sets it again.
     reload = false;
     let published: Record<string, string>;
@@ -168,6 +172,12 @@ export function createFeedHub<S>(options: FeedHubOptions): FeedHub<S> {
       throw error;
     }
     stats.reloads++;
+    // The date moves with the first batch applied to it, its boards with the next publication:
+    // until one is published (or arrives by pub/sub), the old date's boards stay.
+    if (newest !== date && published['version'] === undefined && boards.size === 0) {
+      reload = true;
+      return;
+    }
     const version = Number(published['version'] ?? 0);
     // A pub/sub update that arrived during the read may be newer than the hash: it stays.
     for (const board of BOARD_NAMES)
@@ -311,14 +321,16 @@ export function createFeedHub<S>(options: FeedHubOptions): FeedHub<S> {
       for (const sym of symbolStates.keys()) if (!syms.has(sym)) symbolStates.delete(sym);
       options.onRedisRead?.(performance.now() - startedAt);
     },
-    async readSymbols(slice) {
+    async readSymbols(wanted) {
       const syms = new Set<string>();
-      for (const group of slices.get(slice)?.values() ?? [])
-        if (group.spec.kind === 'symbol') syms.add(group.spec.sym);
-      if (syms.size === 0 || date === undefined) return;
+      for (const slice of wanted)
+        for (const group of slices.get(slice)?.values() ?? [])
+          if (group.spec.kind === 'symbol') syms.add(group.spec.sym);
+      if (syms.size === 0 || date === undefined) return false;
       const startedAt = performance.now();
       await readSymbols([...syms]);
       options.onRedisRead?.(performance.now() - startedAt);
+      return true;
     },
     tick(slice = 0) {
       const changed: FeedGroup<S>[] = [];
@@ -335,6 +347,29 @@ export function createFeedHub<S>(options: FeedHubOptions): FeedHub<S> {
     },
     stats,
   };
+}
+
+/** Longest a feed's Redis call may take before it fails (and the next read may start). */
+export const READ_TIMEOUT_MS = 5000;
+
+/**
+ * `promise`, or a rejection once it has taken {@link READ_TIMEOUT_MS}. For the subscriber
+ * connection, where ioredis's own `commandTimeout` would also reject its resubscribe after a
+ * reconnect, a promise nothing catches.
+ */
+async function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`${what} took over ${READ_TIMEOUT_MS} ms`)),
+      READ_TIMEOUT_MS,
+    );
+  });
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Boards are grouped per channel and top N; a symbol's state is the same for everyone. */

@@ -115,6 +115,9 @@ describe('trader feed', () => {
     const m = market(box);
     await m.bars({ AAPL: 101, MSFT: 103 });
     const { url } = await serve();
+    // The date is read at slice 0's tick: the trader watched is in slice 1, to tick in between.
+    const first = trader(url, await token());
+    await first.opened;
     const t = trader(url, await token());
     await t.opened;
     t.send({ op: 'subscribe', channels: ['board:gainers'] });
@@ -140,7 +143,9 @@ describe('trader feed', () => {
       receivedAtMs: Date.now(),
       events: [{ ...bar, c: 110, op: 100 }],
     });
-    await new Promise((r) => setTimeout(r, 6));
+    // The date has moved, its boards are not published yet: the feed stays on the old date.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(t.messages.filter((e) => (e.data as BoardData | null)?.date === nextDate)).toEqual([]);
     await publisher.tick();
     const update = await t.next(
       (e) => e.type === 'update' && (e.data as BoardData).date === nextDate,

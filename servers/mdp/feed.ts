@@ -27,7 +27,7 @@ import {
   type Client,
   type Sub,
 } from './feed-client.ts';
-import { createFeedHub, type FeedHub } from './feed-hub.ts';
+import { READ_TIMEOUT_MS, createFeedHub, type FeedHub } from './feed-hub.ts';
 import { createConnectionHandler } from './feed-session.ts';
 
 /** Options of {@link createFeed}. */
@@ -70,7 +70,7 @@ export interface FeedStats {
   ticks: number;
   /** Ticks and Redis reads that failed. */
   tickErrors: number;
-  /** Epoch ms of the last Redis read that succeeded (0: none yet). */
+  /** Epoch ms of the last Redis read (date or symbols) that succeeded (0: none yet). */
   lastReadAt: number;
   /** Duration of the last slice's tick (diffs and writes), ms. */
   lastTickMs: number;
@@ -106,10 +106,8 @@ export function createFeed(options: FeedOptions): Feed {
     maxRetriesPerRequest: 2,
     commandTimeout: READ_TIMEOUT_MS,
   });
-  const subscriber = new Redis(options.redisUrl, {
-    lazyConnect: true,
-    commandTimeout: READ_TIMEOUT_MS,
-  });
+  // No commandTimeout here: ioredis would reject its own resubscribe after a reconnect, uncaught.
+  const subscriber = new Redis(options.redisUrl, { lazyConnect: true });
   for (const connection of [redis, subscriber])
     connection.on('error', (error: Error) => log.debug({ err: error.message }, 'feed redis'));
   const tickSeconds = createDurationHistogram(
@@ -212,28 +210,46 @@ export function createFeed(options: FeedOptions): Feed {
   };
 
   /**
-   * Runs `read` unless the last one it started is still under way; a failure is counted. The
-   * read connection's command timeout bounds how long one can hang.
+   * Reads one at a time: `want(key)` starts `read` with every key wanted since the last read
+   * began, or, while one is under way, keeps the key for the next (so a slow read never makes a
+   * slice's symbols wait more than one read). A failure is counted; the read connection's command
+   * timeout bounds how long one can hang.
    */
-  const singleFlight = (what: string, read: () => Promise<void>): (() => void) => {
+  const coalesced = <K>(what: string, read: (keys: K[]) => Promise<boolean>) => {
+    const wanted = new Set<K>();
     let reading = false;
-    return () => {
-      if (reading) return;
+    const want = (key: K): void => {
+      wanted.add(key);
+      if (reading || closed !== undefined) return;
       reading = true;
-      read()
-        .then(() => (stats.lastReadAt = Date.now()))
+      const keys = [...wanted];
+      wanted.clear();
+      read(keys)
+        .then((didRead) => {
+          if (didRead) stats.lastReadAt = Date.now();
+        })
         .catch((err: unknown) => {
           // Closing disconnects Redis under a read: that is no failure.
           if (closed !== undefined) return;
           stats.tickErrors++;
           log.warn({ err }, `feed ${what} read failed`);
         })
-        .finally(() => (reading = false));
+        .finally(() => {
+          reading = false;
+          const [rest] = wanted;
+          if (rest !== undefined) {
+            wanted.delete(rest);
+            want(rest);
+          }
+        });
     };
+    return want;
   };
-  const readDate = singleFlight('date', () => hub.readDate());
-  let prefetch = 0;
-  const readSymbols = singleFlight('symbol', () => hub.readSymbols(prefetch));
+  const readDate = coalesced('date', async () => {
+    await hub.readDate();
+    return true;
+  });
+  const readSymbols = coalesced('symbol', (wanted: number[]) => hub.readSymbols(wanted));
 
   /**
    * A slice's tick: sends the slice's clients what changed since their last tick, from memory, and
@@ -245,9 +261,8 @@ export function createFeed(options: FeedOptions): Feed {
     const slice = nextSlice;
     nextSlice = (slice + 1) % slices.length;
     lastTickAt[slice] = begun;
-    if (slice === 0) readDate();
-    prefetch = nextSlice;
-    readSymbols();
+    if (slice === 0) readDate(0);
+    readSymbols(nextSlice);
     const links = traces[slice]!.take();
     let span: Span | undefined;
     try {
@@ -370,9 +385,6 @@ export function createFeed(options: FeedOptions): Feed {
   };
   return feed;
 }
-
-/** Longest a feed's Redis read may take before it fails (and the next one may start). */
-const READ_TIMEOUT_MS = 5000;
 
 /** Throws ConfigError unless the feed has a usable secret or is explicitly insecure. */
 export function assertFeedAuth(options: Pick<FeedOptions, 'secret' | 'insecure'>): void {
