@@ -231,13 +231,13 @@ export function createFeedHub<S>(options: FeedHubOptions): FeedHub<S> {
   };
 
   /** Reads the states of `syms` (of the current date) into {@link symbolStates}. */
-  const readSymbols = async (syms: string[]): Promise<void> => {
+  const readStates = async (syms: string[]): Promise<void> => {
     if (date === undefined || syms.length === 0) return;
-    const readDate = date;
-    const states = await readSymbolStates(redis, names, readDate, syms);
+    const readFor = date;
+    const states = await readSymbolStates(redis, names, readFor, syms);
     stats.symbolReads += syms.length;
     // A date that changed during the read leaves the states of the old one out.
-    if (date !== readDate) return;
+    if (date !== readFor) return;
     syms.forEach((sym, n) => symbolStates.set(sym, JSON.stringify(states[n])));
   };
 
@@ -251,11 +251,11 @@ export function createFeedHub<S>(options: FeedHubOptions): FeedHub<S> {
     return true;
   };
 
-  /** Every symbol subscribed in any slice. */
-  const subscribedSymbols = (): Set<string> => {
+  /** The symbols subscribed in the slices `which`. */
+  const watchedSymbols = (which: Iterable<number>): Set<string> => {
     const syms = new Set<string>();
-    for (const groups of slices.values())
-      for (const group of groups.values())
+    for (const slice of which)
+      for (const group of slices.get(slice)?.values() ?? [])
         if (group.spec.kind === 'symbol') syms.add(group.spec.sym);
     return syms;
   };
@@ -295,7 +295,7 @@ export function createFeedHub<S>(options: FeedHubOptions): FeedHub<S> {
       }
       if (group.snapshot === undefined && spec.kind === 'symbol') {
         try {
-          if (!symbolStates.has(spec.sym)) await readSymbols([spec.sym]);
+          if (!symbolStates.has(spec.sym)) await readStates([spec.sym]);
           refreshSymbol(group, spec.sym);
         } catch (error) {
           // Nobody joined: a group without members must not stay and be read every tick.
@@ -317,18 +317,15 @@ export function createFeedHub<S>(options: FeedHubOptions): FeedHub<S> {
     async readDate() {
       const startedAt = performance.now();
       await loadDate();
-      const syms = subscribedSymbols();
+      const syms = watchedSymbols(slices.keys());
       for (const sym of symbolStates.keys()) if (!syms.has(sym)) symbolStates.delete(sym);
       options.onRedisRead?.(performance.now() - startedAt);
     },
     async readSymbols(wanted) {
-      const syms = new Set<string>();
-      for (const slice of wanted)
-        for (const group of slices.get(slice)?.values() ?? [])
-          if (group.spec.kind === 'symbol') syms.add(group.spec.sym);
+      const syms = watchedSymbols(wanted);
       if (syms.size === 0 || date === undefined) return false;
       const startedAt = performance.now();
-      await readSymbols([...syms]);
+      await readStates([...syms]);
       options.onRedisRead?.(performance.now() - startedAt);
       return true;
     },

@@ -218,9 +218,8 @@ export function createFeed(options: FeedOptions): Feed {
   const coalesced = <K>(what: string, read: (keys: K[]) => Promise<boolean>) => {
     const wanted = new Set<K>();
     let reading = false;
-    const want = (key: K): void => {
-      wanted.add(key);
-      if (reading || closed !== undefined) return;
+    const run = (): void => {
+      if (reading || wanted.size === 0 || closed !== undefined) return;
       reading = true;
       const keys = [...wanted];
       wanted.clear();
@@ -236,14 +235,13 @@ export function createFeed(options: FeedOptions): Feed {
         })
         .finally(() => {
           reading = false;
-          const [rest] = wanted;
-          if (rest !== undefined) {
-            wanted.delete(rest);
-            want(rest);
-          }
+          run();
         });
     };
-    return want;
+    return (key: K): void => {
+      wanted.add(key);
+      run();
+    };
   };
   const readDate = coalesced('date', async () => {
     await hub.readDate();
