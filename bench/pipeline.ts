@@ -34,7 +34,10 @@ export interface PipelineBenchOptions {
   events?: number;
   /** Events per batch, as the listener publishes them. @default 500 */
   batchEvents?: number;
-  /** End-to-end runs; the figure is the best, the median beside it (single runs vary by ±15 %). @default 3 */
+  /**
+   * End-to-end runs, each after a pass-through run; the figures are the best runs', the medians
+   * beside them, and each end-to-end run's ratio to its own pass-through run. @default 3
+   */
   runs?: number;
 }
 
@@ -73,7 +76,8 @@ async function sandbox(urls: PipelineBenchOptions['urls']): Promise<Sandbox> {
 
 /**
  * The pipeline at full speed, next to the raw limits measured in the same run:
- * - `broker.pass-through`: pre-encoded batches published (confirms) to a no-op consumer (acks);
+ * - `broker.pass-through`: pre-encoded batches published (confirms) to a no-op consumer (acks),
+ *   measured right before each end-to-end run;
  * - `redis.apply`: the same batches applied to the boards straight from this process;
  * - `pipeline.end-to-end`: wire JSON frames from a Massive-protocol server → `openbell mdp`
  *   (listener, no analyzer) → RabbitMQ → one `openbell lba` → Redis, until every aggregate and
@@ -94,13 +98,26 @@ export async function benchPipeline(options: PipelineBenchOptions): Promise<Meas
       events: events.slice(i, i + batchEvents),
     });
   }
-  const raw = await passThrough(options.urls, batches, count);
   const script = await redisApply(options.urls, batches, applicable, 32);
   const halfGroups = await redisApply(options.urls, batches, applicable, 16);
+  // Pass-through and end to end alternate, so each end-to-end run has a pass-through run measured
+  // next to it on the machine as it was then (its speed drifts by up to half over minutes).
+  const raws: Measurement[] = [];
   const runs: Measurement[] = [];
-  for (let run = 0; run < (options.runs ?? 3); run++)
+  for (let run = 0; run < (options.runs ?? 3); run++) {
+    raws.push(await passThrough(options.urls, batches, count));
     runs.push(await endToEnd(options.urls, frames, count, applicable));
-  return [raw, script, halfGroups, summarize('pipeline.end-to-end', runs)];
+  }
+  const ratios = runs.map((m, n) => Math.round((m.perSecond / raws[n]!.perSecond) * 1000) / 1000);
+  return [
+    summarize('broker.pass-through', raws),
+    script,
+    halfGroups,
+    summarize('pipeline.end-to-end', runs, {
+      passThroughRatios: ratios,
+      medianPassThroughRatio: [...ratios].sort((a, b) => a - b)[Math.floor(ratios.length / 2)],
+    }),
+  ];
 }
 
 /**
