@@ -13,7 +13,7 @@ import {
   type BatchConsumerOptions,
   type DeliveryInfo,
 } from './consumer.ts';
-import { createDecodeCounts, type DecodeCounts } from './decode.ts';
+import { checkBoardEvent, createDecodeCounts, type DecodeCounts } from './decode.ts';
 import { createGroupApplier } from './group-applier.ts';
 import { createDurationHistogram, openbellMeter } from './instruments.ts';
 import type { Names } from './names.ts';
@@ -189,7 +189,7 @@ export function createAnalyzer(options: AnalyzerOptions): Analyzer {
   const injectDelayMs = options.injectDelayMs ?? 0;
   let slowed: Promise<void> = Promise.resolve();
   const handle = async (body: Buffer, info: DeliveryInfo): Promise<void> => {
-    const { batch, issues } = decodeBatch(body, decodeCounts);
+    const { batch, issues } = decodeBatch(body, decodeCounts, checkBoardEvent);
     stats.dropped += issues.length;
     if (batch === undefined) return;
     // One span per batch (never per event), a child of the listener's publish span.

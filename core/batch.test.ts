@@ -1,7 +1,7 @@
 import { pack } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { decodeBatch, encodeBatch, type EventBatch } from './batch.ts';
-import { createDecodeCounts } from './decode.ts';
+import { checkBoardEvent, createDecodeCounts } from './decode.ts';
 import type { MarketEvent } from './events.ts';
 
 const events: MarketEvent[] = [
@@ -75,5 +75,36 @@ describe('batch codec', () => {
       [2, 'batch_invalid'],
     ]);
     expect(counts.invalid_symbol).toBe(1);
+  });
+
+  it('checks what the boards read when an analyzer decodes, and drops the same bad events', () => {
+    const batch: EventBatch = { v: 1, id: 'l1-43', receivedAtMs: 1, events };
+    // A sound batch decodes to the same events either way (absent fields stay absent).
+    expect(
+      decodeBatch(encodeBatch(structuredClone(batch)), undefined, checkBoardEvent).batch,
+    ).toEqual(batch);
+    const counts = createDecodeCounts();
+    const data = pack({
+      v: 1,
+      id: 'x',
+      receivedAtMs: 1,
+      events: [
+        events[0],
+        { ev: 'T', sym: 'A B', p: 1 },
+        { ev: 'T', sym: 'X', p: -1 },
+        { ev: 'A', sym: 'X', e: 1700000001000000 },
+        { ev: 'status', status: 'success' },
+        events[2],
+      ],
+    });
+    const out = decodeBatch(data, counts, checkBoardEvent);
+    expect(out.batch?.events).toEqual([events[0], events[2]]);
+    expect(out.issues.map((i) => [i.index, i.reason])).toEqual([
+      [1, 'invalid_symbol'],
+      [2, 'invalid_field'],
+      [3, 'invalid_timestamp'],
+      [4, 'batch_invalid'],
+    ]);
+    expect(counts).toMatchObject({ invalid_symbol: 1, invalid_field: 1, invalid_timestamp: 1 });
   });
 });

@@ -1,7 +1,7 @@
 import { Packr } from 'msgpackr';
 import type { DecodeCounts, DecodeIssue } from './decode.ts';
 import { parseMessage } from './decode.ts';
-import type { MarketEvent } from './events.ts';
+import type { MarketEvent, StatusMessage } from './events.ts';
 
 /** Batch ids: short, and free of the `,` that separates ids in the apply script. */
 const BATCH_ID = /^[A-Za-z0-9._-]{1,128}$/;
@@ -38,14 +38,20 @@ export function encodeBatch(batch: EventBatch): Buffer {
 /**
  * Decodes and validates a batch. A broken envelope yields no batch; a bad event inside a sound
  * envelope is dropped on its own. Issues are counted in `counts` when given; nothing throws.
+ * Each event goes through `check`: by default every field ({@link parseMessage}); analyzers pass
+ * `checkBoardEvent`, which checks what the boards read.
  */
-export function decodeBatch(data: Uint8Array, counts?: DecodeCounts): DecodedBatch {
+export function decodeBatch(
+  data: Uint8Array,
+  counts?: DecodeCounts,
+  check: (raw: unknown) => MarketEvent | StatusMessage | DecodeIssue = parseMessage,
+): DecodedBatch {
   const out = decodeEnvelope(data);
   if (out.batch !== undefined) {
     const events = out.batch.events;
     let kept = 0;
     for (let index = 0; index < events.length; index++) {
-      const parsed = parseMessage(events[index]);
+      const parsed = check(events[index]);
       if ('reason' in parsed) out.issues.push({ ...parsed, index });
       else if (parsed.ev === 'status')
         out.issues.push({ reason: 'batch_invalid', detail: 'status message in a batch', index });

@@ -1,6 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { createDecodeCounts, decodeFrame, parseMessage, parseTimestampMs } from './decode.ts';
+import {
+  checkBoardEvent,
+  createDecodeCounts,
+  decodeFrame,
+  parseMessage,
+  parseTimestampMs,
+} from './decode.ts';
 import type { AggregateEvent, LuldEvent, TradeEvent } from './events.ts';
 
 interface Spec {
@@ -154,6 +160,59 @@ describe('decodeFrame', () => {
     const once = decodeFrame('[{"ev":"LULD","T":"MSFT","h":2,"l":1,"t":1601316752683746123}]')
       .events[0];
     expect(parseMessage(once)).toEqual(once);
+  });
+});
+
+describe('checkBoardEvent', () => {
+  const trade = { ev: 'T', sym: 'BRK.B', x: 4, p: 190.25, s: 100, t: 1700000000000.5 };
+  const bar = { ev: 'AM', sym: 'X', av: 10, c: 1.5, op: 1.25, s: 1700000000000, e: 1700000060000 };
+
+  it('returns the event itself when what the boards read is sound', () => {
+    for (const event of [trade, bar, { ...bar, ev: 'A' }]) {
+      const same = { ...event };
+      expect(checkBoardEvent(same)).toBe(same);
+      expect(same).toEqual(event);
+    }
+  });
+
+  it('turns a null board field into an absent one, and leaves the other fields as they are', () => {
+    const event = { ...trade, p: null, x: 'not checked', c: null };
+    expect(checkBoardEvent(event)).toEqual({ ...trade, p: undefined, x: 'not checked', c: null });
+  });
+
+  it('rejects bad symbols and bad board fields by reason', () => {
+    const reasons = [
+      { ...trade, sym: undefined },
+      { ...trade, sym: 'A:B' },
+      { ...trade, p: -1 },
+      { ...trade, s: '100' },
+      { ...trade, t: 1700000000000500 },
+      { ...bar, c: Infinity },
+      { ...bar, op: 'open' },
+      { ...bar, e: '1700000060000' },
+      { ...bar, s: 1700000000 },
+      42,
+      { sym: 'X' },
+    ].map((event) => (checkBoardEvent(event) as { reason?: string }).reason);
+    expect(reasons).toEqual([
+      'missing_symbol',
+      'invalid_symbol',
+      'invalid_field',
+      'invalid_field',
+      'invalid_timestamp',
+      'invalid_field',
+      'invalid_field',
+      'invalid_timestamp',
+      'invalid_timestamp',
+      'event_not_object',
+      'missing_ev',
+    ]);
+  });
+
+  it('gives other event types the full parse', () => {
+    const quote = { ev: 'Q', sym: 'X', bp: 1, ap: 1.01, t: 1700000000000 };
+    expect(checkBoardEvent(quote)).toEqual(parseMessage(quote));
+    expect(checkBoardEvent({ ...quote, bp: -1 })).toMatchObject({ reason: 'invalid_field' });
   });
 });
 

@@ -301,6 +301,71 @@ const PARSERS: ReadonlyMap<string, EventParser> = new Map(
   [...SPECS].map(([ev, spec]) => [ev, compileParser(ev as EventType, spec)]),
 );
 
+/**
+ * What each board reads of an event (DESIGN.md section 4), by type: bars their time, volume,
+ * close and open; trades their price, size and time.
+ */
+const BOARD_FIELDS: ReadonlyMap<string, readonly string[]> = new Map([
+  ['A', ['e', 'av', 'c', 'op', 's']],
+  ['AM', ['e', 'av', 'c', 'op', 's']],
+  ['T', ['p', 's', 't']],
+]);
+
+/**
+ * Compiles the in-place check of one event type's board fields, for events already normalised
+ * by {@link parseMessage} (the ticker in `sym`, timestamps in epoch ms).
+ */
+function compileBoardCheck(ev: EventType, spec: EventSpec, fields: readonly string[]): EventParser {
+  const lit = (value: string): string => JSON.stringify(value);
+  const check: Partial<Record<FieldKind, string>> = {
+    price: "typeof v === 'number' && v >= 0 && v !== Infinity",
+    ts: "typeof v === 'number' && v >= 1e12 && v < 1e13",
+  };
+  const body = [
+    'const sym = r.sym;',
+    `if (typeof sym !== 'string' || sym.length === 0) return issue('missing_symbol', 'no string "sym"');`,
+    `if (!SYMBOL.test(sym)) return issue('invalid_symbol', 'symbol ' + JSON.stringify(sym.slice(0, 40)));`,
+    'let v;',
+    ...fields.map((name) => {
+      const kind = spec.fields.find(([field]) => field === name)![1];
+      if (!/^[a-z]+$/i.test(name) || check[kind] === undefined)
+        throw new Error(`decode: no board check for ${ev}.${name}`);
+      const reason = kind === 'ts' ? 'invalid_timestamp' : 'invalid_field';
+      return `v = r.${name}; if (v === null) r.${name} = undefined; else if (v !== undefined && !(${check[kind]})) return issue(${lit(reason)}, ${lit(`${ev}.${name} is not a valid ${kind === 'ts' ? 'ms timestamp' : kind}`)});`;
+    }),
+    'return r;',
+  ].join('\n');
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- the code is built from the static specs above, never from input
+  const factory = new Function(
+    'issue',
+    'SYMBOL',
+    `'use strict'; return function check${ev}(r) {\n${body}\n};`,
+  ) as (...deps: unknown[]) => EventParser;
+  return factory(issue, SYMBOL);
+}
+
+const BOARD_CHECKS: ReadonlyMap<string, EventParser> = new Map(
+  [...BOARD_FIELDS].map(([ev, fields]) => [
+    ev,
+    compileBoardCheck(ev as EventType, SPECS.get(ev)!, fields),
+  ]),
+);
+
+/**
+ * Checks an event of a batch for what the boards read, in place: its symbol, and for bars and
+ * trades the fields the boards use, which must be valid or absent (a `null` field becomes
+ * `undefined`). Its other fields are left as decoded: the listener validated every field before
+ * publishing, and nothing downstream of an analyzer reads them. Events of other types get the
+ * full {@link parseMessage}. About a quarter of its cost per event (decode suite).
+ */
+export function checkBoardEvent(raw: unknown): MarketEvent | StatusMessage | DecodeIssue {
+  if (typeof raw === 'object' && raw !== null) {
+    const check = BOARD_CHECKS.get((raw as { ev?: unknown }).ev as string);
+    if (check !== undefined) return check(raw as Record<string, unknown>);
+  }
+  return parseMessage(raw);
+}
+
 function isInts(value: unknown): boolean {
   if (!Array.isArray(value)) return false;
   for (const item of value) if (!Number.isSafeInteger(item)) return false;

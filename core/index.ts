@@ -25,6 +25,7 @@ export {
 export type { BoardOptions, ConnectionOptions, TransportOptions } from './config.ts';
 export {
   DECODE_REASONS,
+  checkBoardEvent,
   createDecodeCounts,
   decodeFrame,
   isValidSymbol,
