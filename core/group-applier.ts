@@ -6,7 +6,11 @@ export interface GroupApplierOptions {
   store: Pick<BoardStore, 'applyBatches'>;
   /** A group is applied as soon as it holds this many events, and never holds more (but one batch). @default 16000 */
   groupMaxEvents?: number;
-  /** Groups applied at once: one executes in Redis while the next one fills. @default 2 */
+  /**
+   * Groups applied at once. Redis runs one script at a time, so a second group only goes out
+   * full, to be prepared while the first one runs; a partial group waits for the group in
+   * flight, gathering what arrives meanwhile. @default 2
+   */
   groupsInFlight?: number;
   /** Called once per applied group. */
   onApplied?(result: ApplyResult, batches: readonly EventBatch[]): void;
@@ -40,6 +44,7 @@ export function createGroupApplier(options: GroupApplierOptions): GroupApplier {
   const flush = (): void => {
     scheduled = false;
     if (pending.length === 0 || inFlight >= groupsInFlight) return;
+    if (inFlight > 0 && pendingEvents < groupMaxEvents) return;
     // At most groupMaxEvents (or one batch) per group: what waits beyond goes in the next one.
     let taken = 0;
     let events = 0;
