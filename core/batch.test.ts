@@ -1,7 +1,7 @@
 import { pack } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { decodeBatch, encodeBatch, type EventBatch } from './batch.ts';
-import { checkBoardEvent, createDecodeCounts } from './decode.ts';
+import { checkBoardEvent, createDecodeCounts, decodeFrame } from './decode.ts';
 import type { MarketEvent } from './events.ts';
 
 const events: MarketEvent[] = [
@@ -78,11 +78,13 @@ describe('batch codec', () => {
   });
 
   it('checks what the boards read when an analyzer decodes, and drops the same bad events', () => {
-    const batch: EventBatch = { v: 1, id: 'l1-43', receivedAtMs: 1, events };
-    // A sound batch decodes to the same events either way (absent fields stay absent).
-    expect(
-      decodeBatch(encodeBatch(structuredClone(batch)), undefined, checkBoardEvent).batch,
-    ).toEqual(batch);
+    // Events as the listener publishes them: every field of the type, absent ones as nil.
+    const published = decodeFrame(JSON.stringify(events)).events;
+    const batch: EventBatch = { v: 1, id: 'l1-43', receivedAtMs: 1, events: published };
+    const checked = decodeBatch(encodeBatch(structuredClone(batch)), undefined, checkBoardEvent);
+    expect(checked.batch).toEqual(decodeBatch(encodeBatch(structuredClone(batch))).batch);
+    // Absent fields read as absent, not null, whether the boards read them or not.
+    for (const event of checked.batch!.events) expect(Object.values(event)).not.toContain(null);
     const counts = createDecodeCounts();
     const data = pack({
       v: 1,

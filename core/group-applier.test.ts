@@ -14,6 +14,7 @@ const batch = (id: string, events: number): EventBatch => ({
 function manualStore() {
   const groups: string[][] = [];
   const done: (() => void)[] = [];
+  const failed: ((error: Error) => void)[] = [];
   const result: ApplyResult = {
     applied: 0,
     duplicates: 0,
@@ -25,11 +26,16 @@ function manualStore() {
   return {
     groups,
     /** Completes the oldest group still running. */
-    finish: () => done.shift()!(),
+    finish: () => (failed.shift(), done.shift()!()),
+    /** Fails the oldest group still running. */
+    fail: () => (done.shift(), failed.shift()!(new Error('redis down'))),
     store: {
       applyBatches: (group: readonly EventBatch[]) => {
         groups.push(group.map((b) => b.id));
-        return new Promise<ApplyResult>((resolve) => done.push(() => resolve(result)));
+        return new Promise<ApplyResult>((resolve, reject) => {
+          done.push(() => resolve(result));
+          failed.push(reject);
+        });
       },
     },
   };
@@ -84,5 +90,27 @@ describe('group applier', () => {
     s.finish();
     await turn();
     expect(s.groups.at(-1)).toEqual(['f']);
+  });
+
+  it('rejects the batches of a failed group, and still sends the group that waited behind it', async () => {
+    const s = manualStore();
+    const applier = createGroupApplier({ store: s.store, groupMaxEvents: 1000 });
+    const outcomes: string[] = [];
+    const apply = (b: EventBatch) =>
+      void applier.apply(b).then(
+        () => outcomes.push(`${b.id} applied`),
+        (error: Error) => outcomes.push(`${b.id} ${error.message}`),
+      );
+    apply(batch('a', 100));
+    await turn();
+    apply(batch('b', 100));
+    await turn();
+    s.fail();
+    await turn();
+    expect(outcomes).toEqual(['a redis down']);
+    expect(s.groups).toEqual([['a'], ['b']]);
+    s.finish();
+    await turn();
+    expect(outcomes).toEqual(['a redis down', 'b applied']);
   });
 });
