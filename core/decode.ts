@@ -250,6 +250,42 @@ type EventParser = (record: Record<string, unknown>) => MarketEvent | DecodeIssu
 
 const issue: Issue = (reason, detail) => ({ reason, detail });
 
+const lit = (value: string): string => JSON.stringify(value);
+
+/**
+ * Generated code checking one field's value `v` by kind. A `ts` check also normalises `v` to
+ * epoch ms.
+ */
+const FIELD_CHECKS: Record<FieldKind, string> = {
+  price: "typeof v === 'number' && v >= 0 && v !== Infinity",
+  int: 'Number.isSafeInteger(v)',
+  str: "typeof v === 'string'",
+  bool: "typeof v === 'boolean'",
+  ints: 'isInts(v)',
+  ts: '(v = parseTimestampMs(v)) !== undefined',
+};
+
+/** Generated code reading the ticker into `sym` (with `read`), returning an issue when it is bad. */
+const symbolCheck = (read: string, wireName: string): string[] => [
+  `const sym = ${read};`,
+  `if (typeof sym !== 'string' || sym.length === 0) return issue('missing_symbol', ${lit(`no string "${wireName}"`)});`,
+  `if (!SYMBOL.test(sym)) return issue('invalid_symbol', 'symbol ' + JSON.stringify(sym.slice(0, 40)));`,
+];
+
+/** Builds a generated event function named `name` from its body lines, with what they call. */
+function compile(name: string, body: readonly string[]): EventParser {
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- the code is built from the static specs above, never from input
+  const factory = new Function(
+    'issue',
+    'SYMBOL',
+    'DECIMAL',
+    'parseTimestampMs',
+    'isInts',
+    `'use strict'; return function ${name}(r) {\n${body.join('\n')}\n};`,
+  ) as (...deps: unknown[]) => EventParser;
+  return factory(issue, SYMBOL, DECIMAL, parseTimestampMs, isInts);
+}
+
 /**
  * Compiles the parser of one event type from its spec. Generated code, because measurement says
  * so: a table-driven loop (keyed loads and stores over varying shapes) validated ~2.5x slower, and
@@ -260,41 +296,20 @@ function compileParser(ev: EventType, spec: EventSpec): EventParser {
   const names = [...spec.fields.map(([name]) => name), ...spec.decimals.map(([wire]) => wire)];
   if (!names.every((name) => /^[a-z]+$/i.test(name)))
     throw new Error(`decode: bad field name in ${ev}`);
-  const lit = (value: string): string => JSON.stringify(value);
-  const check: Record<FieldKind, string> = {
-    price: "typeof v === 'number' && v >= 0 && v !== Infinity",
-    int: 'Number.isSafeInteger(v)',
-    str: "typeof v === 'string'",
-    bool: "typeof v === 'boolean'",
-    ints: 'isInts(v)',
-    ts: '(v = parseTimestampMs(v)) !== undefined',
-  };
-  const body = [
-    `const sym = r[${lit(spec.ticker)}] ?? r.sym;`,
-    `if (typeof sym !== 'string' || sym.length === 0) return issue('missing_symbol', ${lit(`no string "${spec.ticker}"`)});`,
-    `if (!SYMBOL.test(sym)) return issue('invalid_symbol', 'symbol ' + JSON.stringify(sym.slice(0, 40)));`,
+  return compile(`parse${ev}`, [
+    ...symbolCheck(`r[${lit(spec.ticker)}] ?? r.sym`, spec.ticker),
     `const out = { ev: ${lit(ev)}, sym, ${spec.fields.map(([name]) => `${name}: undefined`).join(', ')} };`,
     'let v;',
     ...spec.fields.map(
       ([name, kind]) =>
-        `v = r.${name}; if (v !== undefined && v !== null) { if (!(${check[kind]})) return issue(${lit(kind === 'ts' ? 'invalid_timestamp' : 'invalid_field')}, ${lit(`${ev}.${name} is not a valid ${kind}`)}); out.${name} = v; }`,
+        `v = r.${name}; if (v !== undefined && v !== null) { if (!(${FIELD_CHECKS[kind]})) return issue(${lit(kind === 'ts' ? 'invalid_timestamp' : 'invalid_field')}, ${lit(`${ev}.${name} is not a valid ${kind}`)}); out.${name} = v; }`,
     ),
     ...spec.decimals.map(
       ([wire, target]) =>
         `v = r.${wire}; if (v !== undefined && v !== null) { if (typeof v !== 'string' || !DECIMAL.test(v)) return issue('invalid_field', ${lit(`${ev}.${wire} is not a decimal string`)}); out.${target} = Number(v); }`,
     ),
     'return out;',
-  ].join('\n');
-  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- the code is built from the static specs above, never from input
-  const factory = new Function(
-    'issue',
-    'SYMBOL',
-    'DECIMAL',
-    'parseTimestampMs',
-    'isInts',
-    `'use strict'; return function parse${ev}(r) {\n${body}\n};`,
-  ) as (...deps: unknown[]) => EventParser;
-  return factory(issue, SYMBOL, DECIMAL, parseTimestampMs, isInts);
+  ]);
 }
 
 const PARSERS: ReadonlyMap<string, EventParser> = new Map(
@@ -313,23 +328,20 @@ const BOARD_FIELDS: ReadonlyMap<string, readonly string[]> = new Map([
 
 /**
  * Compiles the in-place check of one event type's board fields, for events already normalised
- * by {@link parseMessage} (the ticker in `sym`, timestamps in epoch ms).
+ * by {@link parseMessage} (the ticker in `sym`, timestamps in epoch ms, so normalising one must
+ * leave it as it is).
  */
 function compileBoardCheck(ev: EventType, spec: EventSpec, fields: readonly string[]): EventParser {
-  const lit = (value: string): string => JSON.stringify(value);
   const check: Partial<Record<FieldKind, string>> = {
-    price: "typeof v === 'number' && v >= 0 && v !== Infinity",
-    ts: "typeof v === 'number' && v >= 1e12 && v < 1e13",
+    price: FIELD_CHECKS.price,
+    ts: 'parseTimestampMs(v) === v',
   };
-  const body = [
-    'const sym = r.sym;',
-    `if (typeof sym !== 'string' || sym.length === 0) return issue('missing_symbol', 'no string "sym"');`,
-    `if (!SYMBOL.test(sym)) return issue('invalid_symbol', 'symbol ' + JSON.stringify(sym.slice(0, 40)));`,
+  return compile(`check${ev}`, [
+    ...symbolCheck('r.sym', 'sym'),
     'let v;',
     ...fields.map((name) => {
       const kind = spec.fields.find(([field]) => field === name)![1];
-      if (!/^[a-z]+$/i.test(name) || check[kind] === undefined)
-        throw new Error(`decode: no board check for ${ev}.${name}`);
+      if (check[kind] === undefined) throw new Error(`decode: no board check for ${ev}.${name}`);
       const reason = kind === 'ts' ? 'invalid_timestamp' : 'invalid_field';
       return `v = r.${name}; if (v === null) r.${name} = undefined; else if (v !== undefined && !(${check[kind]})) return issue(${lit(reason)}, ${lit(`${ev}.${name} is not a valid ${kind === 'ts' ? 'ms timestamp' : kind}`)});`;
     }),
@@ -339,14 +351,7 @@ function compileBoardCheck(ev: EventType, spec: EventSpec, fields: readonly stri
       .filter((name) => !fields.includes(name))
       .map((name) => `if (r.${name} === null) r.${name} = undefined;`),
     'return r;',
-  ].join('\n');
-  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- the code is built from the static specs above, never from input
-  const factory = new Function(
-    'issue',
-    'SYMBOL',
-    `'use strict'; return function check${ev}(r) {\n${body}\n};`,
-  ) as (...deps: unknown[]) => EventParser;
-  return factory(issue, SYMBOL);
+  ]);
 }
 
 const BOARD_CHECKS: ReadonlyMap<string, EventParser> = new Map(
