@@ -1,13 +1,21 @@
 import { createRandom } from '../core/index.ts';
 
+/** Where {@link sampleWireEvents} starts by default: 09:30 ET on a trading day. */
+export const SAMPLE_START_MS = 1795530600000;
+
 /**
  * Wire-shaped events like the open's: mostly trades, a per-second aggregate stream, some quotes,
- * over a few thousand symbols. Returned as the raw objects Massive sends (before decoding).
+ * over a few thousand symbols, from `startMs`. Returned as the raw objects Massive sends (before
+ * decoding).
  */
-export function sampleWireEvents(count: number, seed = 1): Record<string, unknown>[] {
+export function sampleWireEvents(
+  count: number,
+  seed = 1,
+  startMs = SAMPLE_START_MS,
+): Record<string, unknown>[] {
   const random = createRandom(seed);
   const symbols = Array.from({ length: 4000 }, (_, i) => `S${i.toString(36).toUpperCase()}`);
-  const t0 = 1795530600000;
+  const t0 = startMs;
   const out: Record<string, unknown>[] = [];
   for (let n = 0; n < count; n++) {
     const sym = symbols[Math.floor(random() ** 3 * symbols.length)]!;
