@@ -183,6 +183,7 @@ export function createAnalyzer(options: AnalyzerOptions): Analyzer {
       for (const date of result.dates)
         if (latestDate === undefined || date > latestDate) latestDate = date;
     },
+    onAppliedError: (error) => log.error({ err: error }, 'counting an applied group failed'),
   });
 
   const prefetch = options.prefetch ?? DEFAULTS.transport.prefetch;

@@ -113,4 +113,31 @@ describe('group applier', () => {
     await turn();
     expect(outcomes).toEqual(['a redis down', 'b applied']);
   });
+
+  it('settles a group as applied, and reports the error, when counting it throws', async () => {
+    const s = manualStore();
+    const errors: unknown[] = [];
+    const applier = createGroupApplier({
+      store: s.store,
+      groupMaxEvents: 1000,
+      onApplied: () => {
+        throw new Error('counter broke');
+      },
+      onAppliedError: (error) => errors.push(error),
+    });
+    const outcomes: string[] = [];
+    void applier.apply(batch('a', 100)).then(
+      () => outcomes.push('a applied'),
+      (error: Error) => outcomes.push(`a ${error.message}`),
+    );
+    await turn();
+    s.finish();
+    await turn();
+    expect(outcomes).toEqual(['a applied']);
+    expect(errors).toEqual([new Error('counter broke')]);
+    // The applier goes on: the next batch makes its own group.
+    void applier.apply(batch('b', 100));
+    await turn();
+    expect(s.groups).toEqual([['a'], ['b']]);
+  });
 });

@@ -12,8 +12,10 @@ export interface GroupApplierOptions {
    * flight, gathering what arrives meanwhile. @default 2
    */
   groupsInFlight?: number;
-  /** Called once per applied group. */
+  /** Called once per applied group, after its batches are settled as applied. */
   onApplied?(result: ApplyResult, batches: readonly EventBatch[]): void;
+  /** Called when `onApplied` throws: the group stays applied, and the error goes here. */
+  onAppliedError?(error: unknown): void;
 }
 
 /** Collects the batches handlers hand in during one turn of the event loop and applies them together. */
@@ -63,8 +65,12 @@ export function createGroupApplier(options: GroupApplierOptions): GroupApplier {
       .applyBatches(batches)
       .then(
         (result) => {
-          options.onApplied?.(result, batches);
           for (const p of group) p.resolve();
+          try {
+            options.onApplied?.(result, batches);
+          } catch (error) {
+            options.onAppliedError?.(error);
+          }
         },
         (error: unknown) => {
           for (const p of group) p.reject(error);
