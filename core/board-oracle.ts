@@ -1,4 +1,4 @@
-import { notionalUnits } from './board-prepare.ts';
+import { notionalUnits } from './notional.ts';
 import type { BoardRow, BoardsView } from './board-store.ts';
 import { tradingDateOf } from './calendar.ts';
 import type { BoardOptions } from './config.ts';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { notionalUnits, prepareBatch } from './board-prepare.ts';
+import { prepareBatch } from './board-prepare.ts';
+import { notionalUnits } from './notional.ts';
 
 const OPEN = Date.parse('2026-11-24T14:30:00Z');
 

@@ -148,6 +148,28 @@ describe('decodeFrame', () => {
     expect(out.issues[5]!.detail).toBe('T.p is not a valid price');
   });
 
+  it('drops a trade whose notional is past what the boards sum exactly', () => {
+    const counts = createDecodeCounts();
+    const out = decodeFrame(
+      JSON.stringify([
+        // $9 × 10^11 in size 1 fits; $10^12 does not, nor the same size given as a decimal string.
+        { ev: 'T', sym: 'BIG', p: 9e11, s: 1 },
+        { ev: 'T', sym: 'HUGE', p: 1e12, s: 1 },
+        { ev: 'T', sym: 'HUGE', p: 2e6, ds: '500000' },
+        { ev: 'T', sym: 'NOSIZE', p: 1e20 },
+      ]),
+      counts,
+    );
+    expect(out.events.map((e) => e.sym)).toEqual(['BIG', 'NOSIZE']);
+    expect(out.issues.map((i) => [i.index, i.reason, i.detail])).toEqual([
+      [1, 'invalid_field', 'T.p × T.s is too large to sum exactly'],
+      [2, 'invalid_field', 'T.p × T.s is too large to sum exactly'],
+    ]);
+    expect(checkBoardEvent({ ev: 'T', sym: 'HUGE', p: 1e12, s: 1 })).toMatchObject({
+      reason: 'invalid_field',
+    });
+  });
+
   it('reports a frame that is not JSON or not an array without throwing', () => {
     const counts = createDecodeCounts();
     expect(decodeFrame('[{"ev":"T",', counts).issues[0]!.reason).toBe('invalid_json');

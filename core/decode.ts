@@ -1,3 +1,4 @@
+import { notionalUnits } from './notional.ts';
 import type { MarketEvent, StatusMessage } from './events.ts';
 import { EVENT_TYPES, type EventType } from './events.ts';
 
@@ -131,6 +132,8 @@ interface EventSpec {
   readonly fields: readonly (readonly [name: string, kind: FieldKind])[];
   /** Decimal-string twins: wire name → the numeric field it fills (and wins over). */
   readonly decimals: readonly (readonly [wire: string, target: string])[];
+  /** Trades: price × size must sum exactly on the boards (see {@link isExactNotional}). */
+  readonly notional?: true;
 }
 
 const AGGREGATE: EventSpec = {
@@ -176,6 +179,7 @@ const SPECS: ReadonlyMap<string, EventSpec> = new Map<EventType, EventSpec>([
         ['trft', 'ts'],
       ],
       decimals: [['ds', 's']],
+      notional: true,
     },
   ],
   [
@@ -272,6 +276,14 @@ const symbolCheck = (read: string, wireName: string): string[] => [
   `if (!SYMBOL.test(sym)) return issue('invalid_symbol', 'symbol ' + JSON.stringify(sym.slice(0, 40)));`,
 ];
 
+/** Generated code rejecting a trade whose notional cannot be summed exactly (read from `target`). */
+const notionalCheck = (ev: EventType, spec: EventSpec, target: string): string[] =>
+  spec.notional === true
+    ? [
+        `if (!isExactNotional(${target}.p, ${target}.s)) return issue('invalid_field', ${lit(`${ev}.p × ${ev}.s is too large to sum exactly`)});`,
+      ]
+    : [];
+
 /** Builds a generated event function named `name` from its body lines, with what they call. */
 function compile(name: string, body: readonly string[]): EventParser {
   // eslint-disable-next-line @typescript-eslint/no-implied-eval -- the code is built from the static specs above, never from input
@@ -281,9 +293,10 @@ function compile(name: string, body: readonly string[]): EventParser {
     'DECIMAL',
     'parseTimestampMs',
     'isInts',
+    'isExactNotional',
     `'use strict'; return function ${name}(r) {\n${body.join('\n')}\n};`,
   ) as (...deps: unknown[]) => EventParser;
-  return factory(issue, SYMBOL, DECIMAL, parseTimestampMs, isInts);
+  return factory(issue, SYMBOL, DECIMAL, parseTimestampMs, isInts, isExactNotional);
 }
 
 /**
@@ -308,6 +321,7 @@ function compileParser(ev: EventType, spec: EventSpec): EventParser {
       ([wire, target]) =>
         `v = r.${wire}; if (v !== undefined && v !== null) { if (typeof v !== 'string' || !DECIMAL.test(v)) return issue('invalid_field', ${lit(`${ev}.${wire} is not a decimal string`)}); out.${target} = Number(v); }`,
     ),
+    ...notionalCheck(ev, spec, 'out'),
     'return out;',
   ]);
 }
@@ -345,6 +359,7 @@ function compileBoardCheck(ev: EventType, spec: EventSpec, fields: readonly stri
       const reason = kind === 'ts' ? 'invalid_timestamp' : 'invalid_field';
       return `v = r.${name}; if (v === null) r.${name} = undefined; else if (v !== undefined && !(${check[kind]})) return issue(${lit(reason)}, ${lit(`${ev}.${name} is not a valid ${kind === 'ts' ? 'ms timestamp' : kind}`)});`;
     }),
+    ...notionalCheck(ev, spec, 'r'),
     // The other fields go unchecked, but a nil (how absent fields travel) still reads as absent.
     ...spec.fields
       .map(([name]) => name)
@@ -375,6 +390,17 @@ export function checkBoardEvent(raw: unknown): MarketEvent | StatusMessage | Dec
     if (check !== undefined) return check(raw as Record<string, unknown>);
   }
   return parseMessage(raw);
+}
+
+/**
+ * True unless a trade's price and size are both known and its notional, in the boards' integer
+ * units, is past `Number.MAX_SAFE_INTEGER` (about $900 billion): the boards sum notionals exactly,
+ * and a larger one would also print in exponent notation where the window stores it.
+ */
+function isExactNotional(p: unknown, s: unknown): boolean {
+  return (
+    typeof p !== 'number' || typeof s !== 'number' || Number.isSafeInteger(notionalUnits(p, s))
+  );
 }
 
 function isInts(value: unknown): boolean {

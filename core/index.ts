@@ -94,7 +94,8 @@ export { openRecording } from './recording-reader.ts';
 export type { FrameRange, Recording } from './recording-reader.ts';
 export { redactUrl } from './redact.ts';
 export { createRandom } from './random.ts';
-export { NOTIONAL_UNITS_PER_DOLLAR, notionalUnits, prepareBatch } from './board-prepare.ts';
+export { prepareBatch } from './board-prepare.ts';
+export { NOTIONAL_UNITS_PER_DOLLAR, notionalUnits } from './notional.ts';
 export type { PreparedBatch, PreparedDate } from './board-prepare.ts';
 export { createBoardStore } from './board-store.ts';
 export type {

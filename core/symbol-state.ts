@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { Unpackr } from 'msgpackr';
-import { NOTIONAL_UNITS_PER_DOLLAR } from './board-prepare.ts';
+import { NOTIONAL_UNITS_PER_DOLLAR } from './notional.ts';
 import type { Names } from './names.ts';
 
 /**
