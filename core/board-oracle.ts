@@ -1,4 +1,4 @@
-import { notionalUnits } from './notional.ts';
+import { isExactNotional, notionalUnits } from './notional.ts';
 import type { BoardRow, BoardsView } from './board-store.ts';
 import { tradingDateOf } from './calendar.ts';
 import type { BoardOptions } from './config.ts';
@@ -55,6 +55,8 @@ export function computeBoards(
       const { p, s, t } = event;
       if (p === undefined || s === undefined || t === undefined || tradingDateOf(t) !== date)
         continue;
+      // Dropped by the decoder and the analyzers' check alike.
+      if (!isExactNotional(p, s)) continue;
       const state = stateOf(event.sym);
       const units = notionalUnits(p, s);
       state.tn++;

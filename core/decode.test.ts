@@ -170,6 +170,14 @@ describe('decodeFrame', () => {
     });
   });
 
+  it('drops a decimal-string size too long to be a finite number', () => {
+    const out = decodeFrame(JSON.stringify([{ ev: 'T', sym: 'X', p: 0, ds: '9'.repeat(400) }]));
+    expect(out.events).toEqual([]);
+    expect(out.issues.map((i) => [i.reason, i.detail])).toEqual([
+      ['invalid_field', 'T.ds is not a finite decimal string'],
+    ]);
+  });
+
   it('reports a frame that is not JSON or not an array without throwing', () => {
     const counts = createDecodeCounts();
     expect(decodeFrame('[{"ev":"T",', counts).issues[0]!.reason).toBe('invalid_json');

@@ -1,4 +1,4 @@
-import { notionalUnits } from './notional.ts';
+import { isExactNotional } from './notional.ts';
 import type { MarketEvent, StatusMessage } from './events.ts';
 import { EVENT_TYPES, type EventType } from './events.ts';
 
@@ -319,7 +319,7 @@ function compileParser(ev: EventType, spec: EventSpec): EventParser {
     ),
     ...spec.decimals.map(
       ([wire, target]) =>
-        `v = r.${wire}; if (v !== undefined && v !== null) { if (typeof v !== 'string' || !DECIMAL.test(v)) return issue('invalid_field', ${lit(`${ev}.${wire} is not a decimal string`)}); out.${target} = Number(v); }`,
+        `v = r.${wire}; if (v !== undefined && v !== null) { if (typeof v !== 'string' || !DECIMAL.test(v) || !Number.isFinite((v = Number(v)))) return issue('invalid_field', ${lit(`${ev}.${wire} is not a finite decimal string`)}); out.${target} = v; }`,
     ),
     ...notionalCheck(ev, spec, 'out'),
     'return out;',
@@ -390,17 +390,6 @@ export function checkBoardEvent(raw: unknown): MarketEvent | StatusMessage | Dec
     if (check !== undefined) return check(raw as Record<string, unknown>);
   }
   return parseMessage(raw);
-}
-
-/**
- * True unless a trade's price and size are both known and its notional, in the boards' integer
- * units, is past `Number.MAX_SAFE_INTEGER` (about $900 billion): the boards sum notionals exactly,
- * and a larger one would also print in exponent notation where the window stores it.
- */
-function isExactNotional(p: unknown, s: unknown): boolean {
-  return (
-    typeof p !== 'number' || typeof s !== 'number' || Number.isSafeInteger(notionalUnits(p, s))
-  );
 }
 
 function isInts(value: unknown): boolean {

@@ -14,7 +14,10 @@ export interface GroupApplierOptions {
   groupsInFlight?: number;
   /** Called once per applied group, after its batches are settled as applied. */
   onApplied?(result: ApplyResult, batches: readonly EventBatch[]): void;
-  /** Called when `onApplied` throws: the group stays applied, and the error goes here. */
+  /**
+   * Called when `onApplied` throws: the group stays applied, and the error goes here.
+   * @default rethrown on its own (an uncaught exception)
+   */
   onAppliedError?(error: unknown): void;
 }
 
@@ -69,7 +72,11 @@ export function createGroupApplier(options: GroupApplierOptions): GroupApplier {
           try {
             options.onApplied?.(result, batches);
           } catch (error) {
-            options.onAppliedError?.(error);
+            if (options.onAppliedError !== undefined) options.onAppliedError(error);
+            else
+              queueMicrotask(() => {
+                throw error;
+              });
           }
         },
         (error: unknown) => {
