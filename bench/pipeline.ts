@@ -306,13 +306,15 @@ async function endToEnd(
   /** Sends `load` and waits until the boards have applied all of it (at most 300 s); returns how many they applied. */
   const pass = async (load: Workload): Promise<number> => {
     for (const frame of load.frames) server.send(frame);
-    const deadline = Date.now() + 300_000;
-    for (;;) {
-      const done = await store.applied(load.date);
-      const applied = done.aggregates + done.trades;
-      if (applied >= load.applicable || Date.now() >= deadline) return applied;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    return pollUntil(
+      async () => {
+        const done = await store.applied(load.date);
+        return done.aggregates + done.trades;
+      },
+      (applied) => applied >= load.applicable,
+      300_000,
+      20,
+    );
   };
   try {
     const lbaPort = await freePort();
@@ -400,13 +402,31 @@ async function analyzerGroups(
   port: number,
   applied: number,
 ): Promise<{ groups: number; events: number }> {
-  const deadline = Date.now() + 10_000;
+  return pollUntil(
+    async () => {
+      const health = (await (await fetch(`http://127.0.0.1:${port}/health`)).json()) as {
+        analyzer: { groups: number; events: number; aggregates: number; trades: number };
+      };
+      return health.analyzer;
+    },
+    (analyzer) => analyzer.aggregates + analyzer.trades >= applied,
+    10_000,
+    10,
+  );
+}
+
+/** Calls `read` until `done` holds of its result or `timeoutMs` passes; returns the last result. */
+async function pollUntil<T>(
+  read: () => Promise<T>,
+  done: (value: T) => boolean,
+  timeoutMs: number,
+  intervalMs: number,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const { analyzer } = (await (await fetch(`http://127.0.0.1:${port}/health`)).json()) as {
-      analyzer: { groups: number; events: number; aggregates: number; trades: number };
-    };
-    if (analyzer.aggregates + analyzer.trades >= applied || Date.now() >= deadline) return analyzer;
-    await new Promise((r) => setTimeout(r, 10));
+    const value = await read();
+    if (done(value) || Date.now() >= deadline) return value;
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
 
