@@ -17,6 +17,7 @@ import {
   encodeBatch,
   tradingDateOf,
   type EventBatch,
+  type MarketEvent,
 } from '../core/index.ts';
 import type { ServiceUrls } from '../services/ensure.ts';
 import { createMassiveServer } from '../replay/massive-server.ts';
@@ -40,13 +41,20 @@ interface Workload {
   date: string;
 }
 
+/** The bench's sample as wire frames from `startMs`, and the events they decode to. */
+function sample(
+  events: number,
+  startMs = SAMPLE_START_MS,
+): { load: Workload; decoded: MarketEvent[] } {
+  const frames = toFrames(sampleWireEvents(events, 5, startMs), 6);
+  const decoded = frames.flatMap((f) => decodeFrame(f).events);
+  const applicable = decoded.filter((e) => e.ev === 'T' || e.ev === 'A').length;
+  return { load: { frames, events, applicable, date: tradingDateOf(startMs) }, decoded };
+}
+
 /** The bench's sample as wire frames, from `startMs`. */
 function workload(events: number, startMs = SAMPLE_START_MS): Workload {
-  const frames = toFrames(sampleWireEvents(events, 5, startMs), 6);
-  const applicable = frames
-    .flatMap((f) => decodeFrame(f).events)
-    .filter((e) => e.ev === 'T' || e.ev === 'A').length;
-  return { frames, events, applicable, date: tradingDateOf(startMs) };
+  return sample(events, startMs).load;
 }
 
 /**
@@ -118,9 +126,9 @@ async function sandbox(urls: PipelineBenchOptions['urls']): Promise<Sandbox> {
 export async function benchPipeline(options: PipelineBenchOptions): Promise<Measurement[]> {
   const count = options.events ?? 600_000;
   const batchEvents = options.batchEvents ?? 500;
-  const measured = workload(count);
+  // The frames are decoded once: to count what the boards apply, and for the batches below.
+  const { load: measured, decoded: events } = sample(count);
   const warmUp = warmUpOf(measured);
-  const events = measured.frames.flatMap((f) => decodeFrame(f).events);
   const { applicable } = measured;
   const batches: EventBatch[] = [];
   for (let i = 0; i < events.length; i += batchEvents) {
@@ -303,18 +311,24 @@ async function endToEnd(
   const redis = new Redis(box.redisUrl);
   const names = createNames({ namespace: box.namespace });
   const store = createBoardStore({ redis, names, board: DEFAULTS.board });
-  /** Sends `load` and waits until the boards have applied all of it (at most 300 s); returns how many they applied. */
-  const pass = async (load: Workload): Promise<number> => {
+  /**
+   * Sends `load` and waits until the boards have applied all of it; throws, naming `what`, when
+   * they have not within 300 s. Returns how many they applied.
+   */
+  const pass = async (load: Workload, what: string): Promise<number> => {
     for (const frame of load.frames) server.send(frame);
-    return pollUntil(
+    const applied = await pollUntil(
       async () => {
         const done = await store.applied(load.date);
         return done.aggregates + done.trades;
       },
-      (applied) => applied >= load.applicable,
+      (count) => count >= load.applicable,
       300_000,
       20,
     );
+    if (applied < load.applicable)
+      throw new Error(`pipeline bench: ${applied} of ${load.applicable} ${what} applied in 300 s`);
+    return applied;
   };
   try {
     const lbaPort = await freePort();
@@ -349,21 +363,13 @@ async function endToEnd(
         sender: (self.user + self.system) / 1e6,
       };
     };
-    const warmedUp = await pass(warmUp);
-    if (warmedUp < warmUp.applicable)
-      throw new Error(
-        `pipeline bench: ${warmedUp} of ${warmUp.applicable} warm-up events applied in 300 s`,
-      );
+    await pass(warmUp, 'warm-up events');
     const warmUpGroups = await analyzerGroups(lbaPort, warmUp.applicable);
     const cpuBefore = await cpu();
     const start = performance.now();
-    const applied = await pass(measured);
+    const applied = await pass(measured, 'events');
     const seconds = (performance.now() - start) / 1000;
     const cpuAfter = await cpu();
-    if (applied < measured.applicable)
-      throw new Error(
-        `pipeline bench: ${applied} of ${measured.applicable} events applied in 300 s`,
-      );
     // How the analyzer grouped the batches it held: what a script call cost Redis depends on it.
     const after = await analyzerGroups(lbaPort, warmUp.applicable + measured.applicable);
     const groups = after.groups - warmUpGroups.groups;
