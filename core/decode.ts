@@ -124,9 +124,10 @@ export function isValidSymbol(sym: string): boolean {
  * Field kinds: `price` finite ≥ 0; `int` safe integer; `str`; `bool`; `ints` integer array;
  * `ts` a timestamp normalised to epoch ms; `dec` a decimal string that fills another field.
  */
-type FieldKind = 'price' | 'int' | 'str' | 'bool' | 'ints' | 'ts';
+export type FieldKind = 'price' | 'int' | 'str' | 'bool' | 'ints' | 'ts';
 
-interface EventSpec {
+/** How one event type travels on the wire and what {@link parseMessage} makes of it. */
+export interface EventSpec {
   /** Wire name of the ticker field. */
   readonly ticker: 'sym' | 'T';
   readonly fields: readonly (readonly [name: string, kind: FieldKind])[];
@@ -159,7 +160,11 @@ const AGGREGATE: EventSpec = {
   ],
 };
 
-const SPECS: ReadonlyMap<string, EventSpec> = new Map<EventType, EventSpec>([
+/**
+ * Every event type's spec. {@link parseMessage} returns `{ ev, sym, ...fields }` in this field
+ * order (absent fields `undefined`): the record layout batches carry.
+ */
+export const EVENT_SPECS: ReadonlyMap<string, EventSpec> = new Map<EventType, EventSpec>([
   ['A', AGGREGATE],
   ['AM', AGGREGATE],
   [
@@ -247,7 +252,7 @@ const SPECS: ReadonlyMap<string, EventSpec> = new Map<EventType, EventSpec>([
   ],
 ]);
 
-if (SPECS.size !== EVENT_TYPES.length) throw new Error('decode: an event type has no spec');
+if (EVENT_SPECS.size !== EVENT_TYPES.length) throw new Error('decode: an event type has no spec');
 
 type Issue = (reason: DecodeReason, detail: string) => DecodeIssue;
 type EventParser = (record: Record<string, unknown>) => MarketEvent | DecodeIssue;
@@ -327,7 +332,7 @@ function compileParser(ev: EventType, spec: EventSpec): EventParser {
 }
 
 const PARSERS: ReadonlyMap<string, EventParser> = new Map(
-  [...SPECS].map(([ev, spec]) => [ev, compileParser(ev as EventType, spec)]),
+  [...EVENT_SPECS].map(([ev, spec]) => [ev, compileParser(ev as EventType, spec)]),
 );
 
 /**
@@ -372,7 +377,7 @@ function compileBoardCheck(ev: EventType, spec: EventSpec, fields: readonly stri
 const BOARD_CHECKS: ReadonlyMap<string, EventParser> = new Map(
   [...BOARD_FIELDS].map(([ev, fields]) => [
     ev,
-    compileBoardCheck(ev as EventType, SPECS.get(ev)!, fields),
+    compileBoardCheck(ev as EventType, EVENT_SPECS.get(ev)!, fields),
   ]),
 );
 

@@ -1,6 +1,8 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
+import { sampleWireEvents, toFrames } from '../bench/sample.ts';
 import { decodeBatch } from './batch.ts';
+import { decodeFrame } from './decode.ts';
 import type { MarketEvent } from './events.ts';
 import { createListener } from './listener.ts';
 import type { BatchPublisher, BatchPublisherStats } from './publisher.ts';
@@ -45,6 +47,50 @@ const trade = (n: number): MarketEvent => ({
 });
 
 describe('listener', () => {
+  it('batches frames it reads itself exactly as the events they decode to', async () => {
+    const frames = toFrames(sampleWireEvents(3000, 7), 8);
+    const batches = async (
+      push: (listener: ReturnType<typeof createListener>, frame: string) => void,
+    ) => {
+      const fake = stallablePublisher();
+      const listener = createListener({
+        publisher: fake.publisher,
+        log,
+        batchMaxEvents: 100,
+        batchMaxDelayMs: 60_000,
+      });
+      for (const frame of frames) push(listener, frame);
+      await listener.flush();
+      expect(listener.stats.bufferedEvents).toBe(0);
+      return {
+        stats: { ...listener.stats },
+        sent: fake.sent.map((s) => {
+          const { batch } = decodeBatch(s.body);
+          return [s.key, s.headers['x-openbell-events'], batch!.events];
+        }),
+      };
+    };
+    let taken = 0;
+    const fast = await batches((listener, frame) => {
+      taken += listener.pushFrame(Buffer.from(frame), 1) ?? 0;
+    });
+    const slow = await batches((listener, frame) => listener.push(decodeFrame(frame).events, 1));
+    expect(taken).toBe(3000);
+    expect(fast.sent.length).toBeGreaterThan(30);
+    expect(fast).toEqual(slow);
+  });
+
+  it('leaves a frame it cannot read to the decoder, taking nothing of it', async () => {
+    const fake = stallablePublisher();
+    const listener = createListener({ publisher: fake.publisher, log, batchMaxDelayMs: 60_000 });
+    const frame =
+      '[{"ev":"T","sym":"A","p":1,"s":1,"t":1795530600000},{"ev":"status","status":"x"}]';
+    expect(listener.pushFrame(Buffer.from(frame), 1)).toBeUndefined();
+    expect(listener.stats).toMatchObject({ events: {}, bufferedEvents: 0 });
+    await listener.flush();
+    expect(fake.sent).toEqual([]);
+  });
+
   it('batches per event type up to the size limit, with the oldest receive time', async () => {
     const fake = stallablePublisher();
     const listener = createListener({

@@ -1,8 +1,8 @@
 import { SpanKind, SpanStatusCode, type Span } from '@opentelemetry/api';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { encodeBatch } from './batch.ts';
-import type { EventType, MarketEvent } from './events.ts';
+import { RecordBuffer, StagedEvents, transcodeFrame, typeIndex } from './event-records.ts';
+import { EVENT_TYPES, type EventType, type MarketEvent } from './events.ts';
 import type { BatchPublisher } from './publisher.ts';
 import { EVENTS_HEADER } from './topology.ts';
 import { openbellTracer, traceHeaders } from './tracing.ts';
@@ -40,6 +40,13 @@ export interface Listener {
   /** Takes the events of one frame; never blocks and never throws. */
   push(events: readonly MarketEvent[], receivedAtMs: number): void;
   /**
+   * Takes a whole frame's JSON bytes when it can read them straight into batches (see
+   * {@link transcodeFrame}) and returns how many events it took; returns `undefined`, having
+   * taken nothing, for a frame to decode and {@link Listener.push} the ordinary way. Never
+   * blocks and never throws.
+   */
+  pushFrame(frame: Buffer, receivedAtMs: number): number | undefined;
+  /**
    * Takes a batch already sealed and encoded elsewhere (e.g. by a worker thread), with its own
    * unique id; it joins the same bounded FIFO, drop policy and counters as pushed events.
    */
@@ -51,7 +58,7 @@ export interface Listener {
   close(timeoutMs?: number): Promise<void>;
 }
 
-/** A batch encoded by {@link encodeBatch} outside the listener. */
+/** A batch encoded (as {@link encodeBatch} does) outside the listener. */
 export interface EncodedBatch {
   type: EventType;
   body: Buffer;
@@ -59,17 +66,20 @@ export interface EncodedBatch {
   count: number;
 }
 
+/** The batch being filled for one event type: its events written as records as they come. */
 interface OpenBatch {
-  events: MarketEvent[];
+  records: RecordBuffer;
+  /** Receive time of its first event, epoch ms; NaN while it is empty. */
   receivedAtMs: number;
 }
 
-/** A batch waiting for the broker: events still to encode, or an encoded body. */
+/** A batch waiting for the broker. */
 interface SealedBatch {
   type: EventType;
   count: number;
-  batch?: OpenBatch;
-  body?: Buffer;
+  body: Buffer;
+  /** Receive time of its first event, when the listener batched it. */
+  receivedAtMs?: number;
   /** Its publish span and message headers, made on its first publish attempt. */
   span?: Span;
   headers?: Record<string, unknown>;
@@ -91,7 +101,12 @@ export function createListener(options: ListenerOptions): Listener {
     droppedBatches: 0,
     bufferedEvents: 0,
   };
-  const open = new Map<EventType, OpenBatch>();
+  // One open batch per event type (by index in EVENT_TYPES), its buffer reused batch after batch.
+  const open: OpenBatch[] = EVENT_TYPES.map((type) => ({
+    records: new RecordBuffer(type),
+    receivedAtMs: Number.NaN,
+  }));
+  const staged = new StagedEvents();
   const ready: SealedBatch[] = [];
   let readyHead = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -100,9 +115,28 @@ export function createListener(options: ListenerOptions): Listener {
   let lastDropLogMs = 0;
   const tracer = openbellTracer();
 
-  const seal = (type: EventType, batch: OpenBatch): void => {
-    open.delete(type);
-    enqueue({ type, count: batch.events.length, batch });
+  const seal = (batch: OpenBatch): void => {
+    const { records, receivedAtMs } = batch;
+    const count = records.count;
+    const body = records.seal(`${source}-${++sequence}`, receivedAtMs);
+    batch.receivedAtMs = Number.NaN;
+    enqueue({ type: records.type, count, body, receivedAtMs });
+  };
+
+  /** Notes one more event in `batch`, sealing it when full. */
+  const added = (batch: OpenBatch, receivedAtMs: number): void => {
+    const type = batch.records.type;
+    stats.events[type] = (stats.events[type] ?? 0) + 1;
+    stats.bufferedEvents++;
+    if (batch.records.count === 1) batch.receivedAtMs = receivedAtMs;
+    if (batch.records.count >= batchMaxEvents) seal(batch);
+  };
+
+  /** Arms the delay that seals partly filled batches, and starts the drain loop. */
+  const pushed = (): void => {
+    if (open.some((batch) => batch.records.count > 0))
+      timer ??= setTimeout(sealAll, batchMaxDelayMs);
+    kick();
   };
 
   const enqueue = (batch: SealedBatch): void => {
@@ -129,7 +163,7 @@ export function createListener(options: ListenerOptions): Listener {
   const startPublishSpan = (sealed: SealedBatch): Record<string, unknown> => {
     const span = tracer.startSpan('openbell.batch publish', {
       kind: SpanKind.PRODUCER,
-      ...(sealed.batch === undefined ? {} : { startTime: sealed.batch.receivedAtMs }),
+      ...(sealed.receivedAtMs === undefined ? {} : { startTime: sealed.receivedAtMs }),
       attributes: { 'openbell.event.type': sealed.type, 'openbell.batch.events': sealed.count },
     });
     // A sampled-out span still sends its context (flags 00): the analyzers' spans follow it.
@@ -156,20 +190,13 @@ export function createListener(options: ListenerOptions): Listener {
 
   const sealAll = (): void => {
     timer = undefined;
-    for (const [type, batch] of [...open]) seal(type, batch);
+    for (const batch of open) if (batch.records.count > 0) seal(batch);
     kick();
   };
 
   const publishReady = (): boolean => {
     while (readyHead < ready.length) {
       const next = ready[readyHead]!;
-      // Encoded once: a batch the publisher refuses keeps its body (and id) for the next try.
-      next.body ??= encodeBatch({
-        v: 1,
-        id: `${source}-${++sequence}`,
-        receivedAtMs: next.batch!.receivedAtMs,
-        events: next.batch!.events,
-      });
       next.headers ??= startPublishSpan(next);
       if (!publisher.tryPublish(next.type, next.body, next.headers)) return false;
       next.span?.end();
@@ -213,15 +240,23 @@ export function createListener(options: ListenerOptions): Listener {
   return {
     push(events, receivedAtMs) {
       for (const event of events) {
-        stats.events[event.ev] = (stats.events[event.ev] ?? 0) + 1;
-        let batch = open.get(event.ev);
-        if (batch === undefined) open.set(event.ev, (batch = { events: [], receivedAtMs }));
-        batch.events.push(event);
-        stats.bufferedEvents++;
-        if (batch.events.length >= batchMaxEvents) seal(event.ev, batch);
+        const batch = open[typeIndex(event.ev)]!;
+        batch.records.writeEvent(event);
+        added(batch, receivedAtMs);
       }
-      if (open.size > 0) timer ??= setTimeout(sealAll, batchMaxDelayMs);
-      kick();
+      pushed();
+    },
+    pushFrame(frame, receivedAtMs) {
+      const count = transcodeFrame(frame, staged);
+      if (count === undefined) return undefined;
+      const { bytes, types, starts, ends } = staged;
+      for (let n = 0; n < count; n++) {
+        const batch = open[types[n]!]!;
+        batch.records.appendStaged(bytes, starts[n]!, ends[n]!);
+        added(batch, receivedAtMs);
+      }
+      pushed();
+      return count;
     },
     pushEncoded(batch) {
       stats.events[batch.type] = (stats.events[batch.type] ?? 0) + batch.count;

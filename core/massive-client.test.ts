@@ -174,6 +174,48 @@ describe('createMassiveClient', () => {
     expect(h.client.stats.callbackErrors).toBe(0);
   });
 
+  it('offers frames to takeFrame once streaming; what it leaves goes to the decoder', async () => {
+    const offered: string[] = [];
+    const raw: string[] = [];
+    const takeFrame = (data: Buffer) => {
+      const text = data.toString('utf8');
+      offered.push(text);
+      // Takes frames of trades only, as if it had read them itself.
+      const items = JSON.parse(text) as { ev: string }[];
+      return items.every((item) => item.ev === 'T') ? items.length : undefined;
+    };
+    const h = await setUp({}, { takeFrame, onFrame: (data) => raw.push(data.toString('utf8')) });
+    await waitForState(h, 'streaming');
+    const trades = [
+      { ev: 'T', sym: 'MSFT', p: 1.5, s: 100, t: 1.7e12 },
+      { ev: 'T', sym: 'AAPL', p: 2, s: 1, t: 1.7e12 },
+    ];
+    h.server.send(trades);
+    h.server.send([aggregate('AAPL'), { ev: 'status', status: 'info', message: 'hi' }]);
+    await waitUntil(() => h.frames.length === 1);
+    expect(offered).toEqual([JSON.stringify(trades), expect.stringContaining('"ev":"A"')]);
+    // The taken frame never reached onEvents, but it counts and recorders still see it.
+    expect(h.frames[0]!.events.map((e) => e.ev)).toEqual(['A']);
+    expect(h.statuses.at(-1)).toMatchObject({ status: 'info' });
+    expect(h.client.stats).toMatchObject({ events: 3, callbackErrors: 0 });
+    expect(raw).toEqual([JSON.stringify(trades), expect.stringContaining('"ev":"A"')]);
+  });
+
+  it('counts a frame takeFrame threw on as lost, and streams on', async () => {
+    let calls = 0;
+    const takeFrame = () => {
+      if (++calls === 1) throw new Error('boom');
+      return undefined;
+    };
+    const h = await setUp({}, { takeFrame });
+    await waitForState(h, 'streaming');
+    h.server.send([aggregate('AAPL')]);
+    h.server.send([aggregate('MSFT')]);
+    await waitUntil(() => h.frames.length === 1);
+    expect(h.frames[0]!.events.map((e) => e.sym)).toEqual(['MSFT']);
+    expect(h.client.stats.callbackErrors).toBe(1);
+  });
+
   it('counts a throwing onFrame and still delivers the events', async () => {
     const h = await setUp(
       {},

@@ -36,6 +36,13 @@ export interface MassiveClientOptions {
   onFrame?(data: Buffer, receivedAtMs: number): void;
   /** Called with every status message, after the client has acted on it. */
   onStatus?(status: StatusMessage): void;
+  /**
+   * Offered every frame first, as raw JSON bytes: returns how many events it took (the frame is
+   * then done with: `onEvents` is not called for it), or `undefined` to have the frame decoded
+   * and passed to `onEvents` as usual (e.g. `Listener#pushFrame`, which takes plain event frames
+   * and leaves status messages and anything unusual to the decoder). Must not throw or block.
+   */
+  takeFrame?(data: Buffer, receivedAtMs: number): number | undefined;
   /** Decode issues are counted here by reason. @default a private counter */
   decodeCounts?: DecodeCounts;
   /** Ceiling of the first reconnect delay; doubles per failed attempt. @default 500 */
@@ -117,8 +124,9 @@ export const MASSIVE_CLIENT_DEFAULTS = {
   maxPayloadBytes: 16 * 1024 * 1024,
 } as const;
 
-type Resolved = Required<Omit<MassiveClientOptions, 'onStatus' | 'onFrame'>> &
-  Pick<MassiveClientOptions, 'onStatus' | 'onFrame'>;
+type Optional = 'onStatus' | 'onFrame' | 'takeFrame';
+type Resolved = Required<Omit<MassiveClientOptions, Optional>> &
+  Pick<MassiveClientOptions, Optional>;
 
 const KNOWN_STATUSES: ReadonlySet<string> = new Set<KnownStatus>([
   'connected',
@@ -300,6 +308,15 @@ class Client implements MassiveClient {
     this.stats.frames++;
     this.stats.bytes += buffer.length;
     this.stats.lastFrameAtMs = receivedAtMs;
+    // Frames of events only, once streaming: statuses and the first events go the ordinary way.
+    const takeFrame = this.#o.takeFrame;
+    if (takeFrame !== undefined && this.state === 'streaming') {
+      const taken = this.#take(takeFrame, buffer, receivedAtMs);
+      if (taken !== undefined) {
+        this.stats.events += taken;
+        return;
+      }
+    }
     const frame = decodeFrame(buffer, this.#o.decodeCounts);
     this.stats.decodeIssues += frame.issues.length;
     for (const status of frame.statuses) this.#onStatus(ws, status);
@@ -434,6 +451,23 @@ class Client implements MassiveClient {
   }
 
   /** Runs a caller's callback; a throw must not break the socket's read loop. */
+  /**
+   * Offers a frame to `takeFrame`. A frame it took is also shown to `onFrame`; one it threw on
+   * is lost, counted in `stats.callbackErrors` like a throwing `onEvents`.
+   */
+  #take(
+    takeFrame: NonNullable<MassiveClientOptions['takeFrame']>,
+    buffer: Buffer,
+    receivedAtMs: number,
+  ): number | undefined {
+    let taken: number | undefined = 0;
+    this.#invoke('takeFrame', () => (taken = takeFrame(buffer, receivedAtMs)));
+    if (taken === undefined) return undefined;
+    const onFrame = this.#o.onFrame;
+    if (onFrame !== undefined) this.#invoke('onFrame', () => onFrame(buffer, receivedAtMs));
+    return taken;
+  }
+
   #invoke(name: string, callback: () => void): void {
     try {
       callback();

@@ -78,6 +78,7 @@ export function createMdp(options: MdpOptions): Mdp {
     log: log.child({ component: 'massive' }),
     decodeCounts,
     onEvents: (events, receivedAtMs) => listener.push(events, receivedAtMs),
+    takeFrame: (frame, receivedAtMs) => listener.pushFrame(frame, receivedAtMs),
   });
   client.onStateChange((state) => {
     if (state !== 'failed') return;
