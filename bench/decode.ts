@@ -1,11 +1,15 @@
 import { Packr, pack } from 'msgpackr';
 import { z } from 'zod';
 import {
+  EVENT_TYPES,
+  RecordBuffer,
+  StagedEvents,
   checkBoardEvent,
   decodeBatch,
   decodeFrame,
   encodeBatch,
   prepareBatch,
+  transcodeFrame,
   type EventBatch,
   type MarketEvent,
 } from '../core/index.ts';
@@ -31,6 +35,13 @@ export function benchDecode(options: DecodeBenchOptions = {}): Measurement[] {
   const wire = sampleWireEvents(count);
   const frames = toFrames(wire);
   const frameBytes = frames.reduce((sum, f) => sum + Buffer.byteLength(f), 0);
+  // As the socket hands them over.
+  const frameBuffers = frames.map((f) => Buffer.from(f));
+  const fastTaken = frameBuffers.filter((f) => transcodeFrame(f, new StagedEvents()) !== undefined);
+  if (fastTaken.length !== frames.length)
+    throw new Error(
+      `decode bench: the fast path took ${fastTaken.length} of ${frames.length} frames`,
+    );
 
   const decoded = frames.flatMap((f) => decodeFrame(f).events);
   if (decoded.length !== count)
@@ -93,6 +104,36 @@ export function benchDecode(options: DecodeBenchOptions = {}): Measurement[] {
           receivedAtMs: 1,
           events: decoded.slice(i, i + batchEvents),
         }).length;
+      }
+    }),
+    // What the listener does per frame: from the wire bytes to sealed batch bodies, both ways.
+    {
+      ...measureSync('listener.frames-to-batches', count, () => {
+        const staged = new StagedEvents();
+        const open = EVENT_TYPES.map((type) => new RecordBuffer(type));
+        for (const frame of frameBuffers) {
+          const n = transcodeFrame(frame, staged) ?? 0;
+          for (let k = 0; k < n; k++) {
+            const records = open[staged.types[k]!]!;
+            records.appendStaged(staged.bytes, staged.starts[k]!, staged.ends[k]!);
+            if (records.count === batchEvents) sink.events += records.seal('x', 1).length;
+          }
+        }
+      }),
+      note: 'the fast path (transcodeFrame): no JS object per event',
+    },
+    measureSync('listener.frames-to-batches.decoded', count, () => {
+      const open = new Map<string, MarketEvent[]>();
+      for (const frame of frameBuffers) {
+        for (const event of decodeFrame(frame).events) {
+          let events = open.get(event.ev);
+          if (events === undefined) open.set(event.ev, (events = []));
+          events.push(event);
+          if (events.length === batchEvents) {
+            sink.events += encodeBatch({ v: 1, id: 'x', receivedAtMs: 1, events }).length;
+            open.set(event.ev, []);
+          }
+        }
       }
     }),
     // What an analyzer does to a group before its script call: reduce, then pack the records.

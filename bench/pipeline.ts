@@ -32,7 +32,8 @@ const PASS_THROUGH_WARM_UPS = 3;
 
 /** Wire frames for one end-to-end pass, with what it takes to know they are all applied. */
 interface Workload {
-  frames: string[];
+  /** As the server sends them: encoded once, ahead of the run, as a real feed's would be. */
+  frames: Buffer[];
   /** Events sent. */
   events: number;
   /** Aggregates and trades among them: what the boards apply. */
@@ -49,7 +50,15 @@ function sample(
   const frames = toFrames(sampleWireEvents(events, 5, startMs), 6);
   const decoded = frames.flatMap((f) => decodeFrame(f).events);
   const applicable = decoded.filter((e) => e.ev === 'T' || e.ev === 'A').length;
-  return { load: { frames, events, applicable, date: tradingDateOf(startMs) }, decoded };
+  return {
+    load: {
+      frames: frames.map((f) => Buffer.from(f)),
+      events,
+      applicable,
+      date: tradingDateOf(startMs),
+    },
+    decoded,
+  };
 }
 
 /** The bench's sample as wire frames, from `startMs`. */

@@ -110,6 +110,7 @@ export { createBoardPublisher } from './board-publisher.ts';
 export type { BoardPublisher, BoardPublisherOptions, BoardUpdate } from './board-publisher.ts';
 export { ANALYZER_BINDINGS, createAnalyzer, declareAnalyzerQueue } from './analyzer.ts';
 export type { Analyzer, AnalyzerOptions, AnalyzerStats } from './analyzer.ts';
+export { RecordBuffer, StagedEvents, transcodeFrame } from './event-records.ts';
 export { createListener } from './listener.ts';
 export type { EncodedBatch, Listener, ListenerOptions, ListenerStats } from './listener.ts';
 export { createRateMeter } from './rate.ts';

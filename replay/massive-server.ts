@@ -63,8 +63,11 @@ export interface MassiveServer {
   broadcast(frame: ServedFrame): void;
   /** Resolves once every client's unsent data is below `bytes` (backpressure for `--speed max`). */
   drained(bytes: number): Promise<void>;
-  /** Sends a frame unfiltered to every subscribed client; a string is sent as it is (malformed on purpose). */
-  send(frame: unknown[] | string): void;
+  /**
+   * Sends a frame unfiltered to every subscribed client; a string is sent as it is (malformed on
+   * purpose), a Buffer as the text frame's bytes (encoded once, ahead of time).
+   */
+  send(frame: unknown[] | string | Buffer): void;
   /** Sends a status to every authenticated client, then closes them when `close` is set. */
   sendStatus(status: string, message?: string, close?: boolean): void;
   /** Terminates every connection without a close handshake (clients see 1006). */
@@ -188,6 +191,10 @@ export async function createMassiveServer(
       while (full()) await new Promise((resolve) => setTimeout(resolve, 1));
     },
     send(frame) {
+      if (Buffer.isBuffer(frame)) {
+        for (const peer of peers) if (streaming(peer)) peer.ws.send(frame, TEXT);
+        return;
+      }
       const text = typeof frame === 'string' ? frame : JSON.stringify(frame);
       for (const peer of peers) if (streaming(peer)) peer.ws.send(text);
     },
