@@ -1,4 +1,6 @@
 import { tradingDateOf } from './calendar.ts';
+
+const HOUR_MS = 3_600_000;
 import type { AggregateEvent, MarketEvent, TradeEvent } from './events.ts';
 import { notionalUnits } from './notional.ts';
 
@@ -46,6 +48,9 @@ interface DateParts {
   trades: Map<string, TradePick>;
   /** Per trade time, per symbol: count and notional units. */
   byTime: Map<number, Map<string, [count: number, units: number]>>;
+  /** The trade time last looked up in `byTime`, and its entry: trades come in runs of one time. */
+  lastTime: number;
+  lastAtTime: Map<string, [count: number, units: number]> | undefined;
   maxTradeMs: number | undefined;
   aggregates: number;
   tradeCount: number;
@@ -77,7 +82,14 @@ export function prepareBatch(
   dateOf: (ms: number) => string = tradingDateOf,
 ): PreparedBatch {
   const parts = new Map<string, DateParts>();
+  // New York's offset from UTC is a whole number of hours, so a trading date never changes
+  // within a UTC hour: the last hour's part serves the next event of the same hour.
+  const byHour = dateOf === tradingDateOf;
+  let lastHour = Number.NaN;
+  let lastPart: DateParts | undefined;
   const partOf = (ms: number): DateParts => {
+    const hour = Math.floor(ms / HOUR_MS);
+    if (byHour && hour === lastHour) return lastPart!;
     const date = dateOf(ms);
     let part = parts.get(date);
     if (part === undefined) {
@@ -85,12 +97,16 @@ export function prepareBatch(
         bars: new Map(),
         trades: new Map(),
         byTime: new Map(),
+        lastTime: Number.NaN,
+        lastAtTime: undefined,
         maxTradeMs: undefined,
         aggregates: 0,
         tradeCount: 0,
       };
       parts.set(date, part);
     }
+    lastHour = hour;
+    lastPart = part;
     return part;
   };
   let ignored = 0;
@@ -141,11 +157,13 @@ function addTrade(trade: TradeEvent, partOf: (ms: number) => DateParts): boolean
     pick.units += units;
     if (t < pick.firstMs) pick.firstMs = t;
   }
-  let atTime = part.byTime.get(t);
+  let atTime = t === part.lastTime ? part.lastAtTime : part.byTime.get(t);
   if (atTime === undefined) {
     atTime = new Map<string, [number, number]>();
     part.byTime.set(t, atTime);
   }
+  part.lastTime = t;
+  part.lastAtTime = atTime;
   const slot = atTime.get(trade.sym);
   if (slot === undefined) atTime.set(trade.sym, [1, units]);
   else {
