@@ -176,6 +176,20 @@ describe('transcodeFrame', () => {
     expect(viaFastPath(frame)).toBeUndefined();
   });
 
+  it('reserves room for its widest output (9-byte floats from 4 bytes of JSON)', () => {
+    const floats = (n: number) => Array.from({ length: n }, () => '5e9').join(',');
+    const filler = JSON.stringify({ ev: 'T', sym: 'A', i: 'x'.repeat(900) });
+    for (const frame of [
+      `[{"ev":"T","sym":"A","c":[${floats(30_000)}]}]`,
+      // Output ending just past the staging buffer's first size, with one wide event last.
+      `[${Array.from({ length: 284 }, () => filler).join(',')},{"ev":"T","sym":"A","c":[${floats(200)}]}]`,
+    ]) {
+      const fast = viaFastPath(frame);
+      expect(fast).toBeDefined();
+      expect(fast).toEqual(viaDecoder(frame));
+    }
+  });
+
   it('accepts exactly the ticker characters the decoder accepts', () => {
     for (let code = 0x20; code < 0x7f; code++) {
       const char = String.fromCharCode(code);
@@ -262,6 +276,21 @@ describe('RecordBuffer', () => {
       expect(mine).toEqual(theirs);
       expect(records.count).toBe(0);
     }
+  });
+
+  it('takes back whole an event it cannot write, and goes on', () => {
+    const records = new RecordBuffer('T', 8);
+    const [good] = decodeFrame(JSON.stringify([trade])).events;
+    records.writeEvent(good!);
+    const bad = { ...good!, i: { not: 'a string' } } as unknown as MarketEvent;
+    expect(() => records.writeEvent(bad)).toThrow(/cannot write/);
+    records.writeEvent(good!);
+    expect(records.count).toBe(2);
+    const batch = decodeBatch(records.seal('t-1', 1)).batch;
+    expect(batch?.events).toEqual(
+      decodeBatch(encodeBatch({ v: 1, id: 't-1', receivedAtMs: 1, events: [good!, good!] })).batch
+        ?.events,
+    );
   });
 
   it('refuses an event of another type', () => {

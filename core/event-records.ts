@@ -13,14 +13,18 @@ import { isExactNotional } from './notional.ts';
  * hot path, because measurement says so (`npm run bench`, decode suite: JSON.parse, validation
  * and msgpackr cost about three times as much). It takes only frames it can prove it reads
  * exactly as {@link decodeFrame} does, and refuses the whole frame (writing nothing) at anything
- * else: status messages, unknown or repeated keys, escapes or non-ASCII in strings, exponents,
- * timestamps other than 13-digit ms, values {@link decodeFrame} would
- * reject. A refused frame takes the ordinary path, which counts what is wrong with it.
+ * else: status messages, unknown or repeated keys, nested values in fields it does not read,
+ * escapes or non-ASCII in strings, -0, timestamps other than 13-digit ms, values
+ * {@link decodeFrame} would reject. A refused frame takes the ordinary path, which counts what is
+ * wrong with it.
  *
  * Numbers are exact: a decimal of at most 15 digits and 22 fraction digits is an integer below
  * 2^53 divided by an exact power of ten, one correctly rounded IEEE division, the same double
  * `JSON.parse` gives; longer ones go through `Number`, as `JSON.parse` would.
  */
+
+/** Buffers grown past this by an outsized frame or batch go back to their first size after it. */
+const SHRINK_PAST = 4 * 1024 * 1024;
 
 /** The record id every batch gives its events' record (one event type per batch). */
 const RECORD_ID = 0x40;
@@ -159,11 +163,14 @@ export class RecordBuffer {
   #pos = 0;
   #count = 0;
 
+  readonly #initialBytes: number;
+
   constructor(type: EventType, initialBytes = 64 * 1024) {
     const layout = LAYOUT_OF.get(type);
     if (layout === undefined) throw new Error(`event-records: no layout for ${type}`);
     this.type = type;
     this.#layout = layout;
+    this.#initialBytes = initialBytes;
     this.#buf = Buffer.allocUnsafe(initialBytes);
   }
 
@@ -207,13 +214,21 @@ export class RecordBuffer {
   writeEvent(event: MarketEvent): void {
     if (event.ev !== this.type)
       throw new Error(`event-records: a ${event.ev} in a ${this.type} batch`);
+    const pos = this.#pos;
     this.#head();
-    const { fields, evBytes } = this.#layout;
-    this.#room(evBytes.length);
-    this.#pos = copyBytes(evBytes, 0, evBytes.length, this.#buf, this.#pos);
-    this.#value(event.sym);
-    const record = event as unknown as Record<string, unknown>;
-    for (const name of fields) this.#value(record[name]);
+    try {
+      const { fields, evBytes } = this.#layout;
+      this.#room(evBytes.length);
+      this.#pos = copyBytes(evBytes, 0, evBytes.length, this.#buf, this.#pos);
+      this.#value(event.sym);
+      const record = event as unknown as Record<string, unknown>;
+      for (const name of fields) this.#value(record[name]);
+    } catch (error) {
+      // Never half a record in the batch: the event is taken back whole.
+      this.#pos = pos;
+      this.#count--;
+      throw error;
+    }
   }
 
   #value(value: unknown): void {
@@ -260,6 +275,8 @@ export class RecordBuffer {
     at += this.#pos;
     this.#pos = 0;
     this.#count = 0;
+    // A batch of huge events grew the buffer: it is not kept at that size.
+    if (this.#buf.length > SHRINK_PAST) this.#buf = Buffer.allocUnsafe(this.#initialBytes);
     return out.subarray(0, at);
   }
 }
@@ -367,6 +384,11 @@ export class StagedEvents {
   types = new Uint8Array(1024);
   starts = new Int32Array(1024);
   ends = new Int32Array(1024);
+
+  /** Once the staged events are used: a buffer an outsized frame grew goes back to its first size. */
+  trim(): void {
+    if (this.bytes.length > SHRINK_PAST) this.bytes = Buffer.allocUnsafe(256 * 1024);
+  }
 
   /** Makes room for `bytes` more bytes and one more event. */
   room(at: number, bytes: number): void {
@@ -781,10 +803,23 @@ function writeInts(out: Buffer, at: number, start: number, stop: number): number
  * module's comment): the caller then decodes it the ordinary way.
  */
 export function transcodeFrame(frame: Buffer, staged: StagedEvents): number | undefined {
-  const count = stage(frame, staged);
-  if (count === undefined) staged.count = 0;
+  let count: number | undefined;
+  try {
+    count = stage(frame, staged);
+  } catch {
+    // Not expected (room is reserved ahead of every write), but a frame must never be lost to
+    // the fast path: refused, it goes to the decoder.
+    count = undefined;
+  }
+  f = EMPTY_FRAME;
+  if (count === undefined) {
+    staged.count = 0;
+    staged.trim();
+  }
   return count;
 }
+
+const EMPTY_FRAME = Buffer.alloc(0);
 
 function stage(frame: Buffer, staged: StagedEvents): number | undefined {
   f = frame;
@@ -800,8 +835,9 @@ function stage(frame: Buffer, staged: StagedEvents): number | undefined {
     const eventStart = at;
     at = readEvent(at);
     if (at === REFUSED || !acceptable()) return undefined;
-    // Written, an event's values take at most its JSON's length plus a byte per field.
-    staged.room(out, (at - eventStart) * 2 + 64);
+    // Written, an event's values take less than three bytes per byte of its JSON, plus 64: at
+    // worst 9 bytes (a float64) for 4 (`5e9,` in an integer array), and a nil per absent field.
+    staged.room(out, (at - eventStart) * 3 + 64);
     const n = staged.count++;
     staged.types[n] = current.index;
     staged.starts[n] = out;

@@ -255,6 +255,7 @@ export function createListener(options: ListenerOptions): Listener {
         batch.records.appendStaged(bytes, starts[n]!, ends[n]!);
         added(batch, receivedAtMs);
       }
+      staged.trim();
       pushed();
       return count;
     },
