@@ -24,33 +24,41 @@ describe('prepareBatch', () => {
     expect(out.dates[0]!.aggregates).toBe(3);
   });
 
-  it('sums trades per symbol and per trade time, with integer notional', () => {
+  it('sums trades per symbol, and per run of one symbol at one time, with integer notional', () => {
     const out = prepareBatch([
       { ev: 'T', sym: 'F', t: OPEN + 5, p: 12.34, s: 100 },
       { ev: 'T', sym: 'BRK.B', t: OPEN + 5, p: 1, s: 3 },
       { ev: 'T', sym: 'F', t: OPEN + 5, p: 12.35, s: 0.5 },
       { ev: 'T', sym: 'F', t: OPEN + 1, p: 12.3, s: 10 },
+      { ev: 'T', sym: 'F', t: OPEN + 1, p: 12.3, s: 1 },
     ]);
     const part = out.dates[0]!;
-    const units = [notionalUnits(12.34, 100), notionalUnits(12.35, 0.5), notionalUnits(12.3, 10)];
-    expect(units).toEqual([12_340_000, 61_750, 1_230_000]);
-    const [u0, u1, u2] = units as [number, number, number];
+    const units = [
+      notionalUnits(12.34, 100),
+      notionalUnits(12.35, 0.5),
+      notionalUnits(12.3, 10),
+      notionalUnits(12.3, 1),
+    ];
+    expect(units).toEqual([12_340_000, 61_750, 1_230_000, 123_000]);
+    const [u0, u1, u2, u3] = units as [number, number, number, number];
     expect(part.tradeRecords).toEqual([
       'F',
-      3,
-      u0 + u1 + u2,
+      4,
+      u0 + u1 + u2 + u3,
       OPEN + 1,
       'BRK.B',
       1,
       30_000,
       OPEN + 5,
     ]);
+    // A run (the two trades at OPEN + 1) is one entry; F's other trades at OPEN + 5 are apart.
     expect(part.windowRecords).toEqual([
       OPEN + 5,
-      `F|2|${u0 + u1};BRK.B|1|30000`,
+      `F|1|${u0};BRK.B|1|30000;F|1|${u1}`,
       OPEN + 1,
-      `F|1|${u2}`,
+      `F|2|${u2 + u3}`,
     ]);
+    expect(part.windowTimes).toBe(2);
     expect(part.maxTradeMs).toBe(OPEN + 5);
   });
 

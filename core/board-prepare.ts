@@ -14,8 +14,9 @@ export interface PreparedDate {
   tradeRecords: (string | number)[];
   tradeSymbols: number;
   /**
-   * Per distinct trade time: the time, then its `sym|count|units` entries joined by `;`. The
-   * window's expiry entries, and what the script reads when part of a group is already outside it.
+   * Per distinct trade time: the time, then its `sym|count|units` entries joined by `;` (a
+   * symbol may have several at one time: the script sums them). The window's expiry entries, and
+   * what the script reads when part of a group is already outside it.
    */
   windowRecords: (string | number)[];
   windowTimes: number;
@@ -46,11 +47,19 @@ interface TradePick {
 interface DateParts {
   bars: Map<string, BarPick>;
   trades: Map<string, TradePick>;
-  /** Per trade time, per symbol: count and notional units. */
-  byTime: Map<number, Map<string, [count: number, units: number]>>;
-  /** The trade time last looked up in `byTime`, and its entry: trades come in runs of one time. */
-  lastTime: number;
-  lastAtTime: Map<string, [count: number, units: number]> | undefined;
+  /**
+   * Per trade time, its window entries (`sym|count|units`). A run of trades of one symbol at one
+   * time (a sweep across venues) makes one entry; the script sums a symbol's entries either way.
+   */
+  byTime: Map<number, string[]>;
+  /** The run being summed: its time, symbol, count and units (count 0: none). */
+  runTime: number;
+  runSym: string;
+  runCount: number;
+  runUnits: number;
+  /** The entries of the time last written to, and that time. */
+  entries: string[];
+  entriesTime: number;
   maxTradeMs: number | undefined;
   aggregates: number;
   tradeCount: number;
@@ -97,8 +106,12 @@ export function prepareBatch(
         bars: new Map(),
         trades: new Map(),
         byTime: new Map(),
-        lastTime: Number.NaN,
-        lastAtTime: undefined,
+        runTime: 0,
+        runSym: '',
+        runCount: 0,
+        runUnits: 0,
+        entries: [],
+        entriesTime: Number.NaN,
         maxTradeMs: undefined,
         aggregates: 0,
         tradeCount: 0,
@@ -157,23 +170,36 @@ function addTrade(trade: TradeEvent, partOf: (ms: number) => DateParts): boolean
     pick.units += units;
     if (t < pick.firstMs) pick.firstMs = t;
   }
-  let atTime = t === part.lastTime ? part.lastAtTime : part.byTime.get(t);
-  if (atTime === undefined) {
-    atTime = new Map<string, [number, number]>();
-    part.byTime.set(t, atTime);
-  }
-  part.lastTime = t;
-  part.lastAtTime = atTime;
-  const slot = atTime.get(trade.sym);
-  if (slot === undefined) atTime.set(trade.sym, [1, units]);
-  else {
-    slot[0]++;
-    slot[1] += units;
+  if (part.runCount > 0 && t === part.runTime && trade.sym === part.runSym) {
+    part.runCount++;
+    part.runUnits += units;
+  } else {
+    endRun(part);
+    part.runTime = t;
+    part.runSym = trade.sym;
+    part.runCount = 1;
+    part.runUnits = units;
   }
   return true;
 }
 
+/** Writes the run being summed as a window entry at its time. */
+function endRun(part: DateParts): void {
+  if (part.runCount === 0) return;
+  const entry = `${part.runSym}|${part.runCount}|${part.runUnits}`;
+  // Trades come in runs of one time too: its entries are kept at hand.
+  if (part.entriesTime !== part.runTime) {
+    let entries = part.byTime.get(part.runTime);
+    if (entries === undefined) part.byTime.set(part.runTime, (entries = []));
+    part.entriesTime = part.runTime;
+    part.entries = entries;
+  }
+  part.entries.push(entry);
+  part.runCount = 0;
+}
+
 function toArgs(date: string, part: DateParts): PreparedDate {
+  endRun(part);
   const aggregateRecords: (string | number)[] = [];
   for (const [sym, { best, open }] of part.bars) {
     aggregateRecords.push(sym, best.e, best.av, best.c, open?.e ?? 0, open?.av ?? 0, open?.op ?? 0);
@@ -183,12 +209,7 @@ function toArgs(date: string, part: DateParts): PreparedDate {
     tradeRecords.push(sym, pick.count, pick.units, pick.firstMs);
   // The window's expiry entries, one per trade time, packed here rather than in the script.
   const windowRecords: (string | number)[] = [];
-  for (const [t, atTime] of part.byTime) {
-    let packed = '';
-    for (const [sym, [count, units]] of atTime)
-      packed += packed === '' ? `${sym}|${count}|${units}` : `;${sym}|${count}|${units}`;
-    windowRecords.push(t, packed);
-  }
+  for (const [t, entries] of part.byTime) windowRecords.push(t, entries.join(';'));
   return {
     date,
     aggregateRecords,
