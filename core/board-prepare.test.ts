@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { prepareBatch } from './board-prepare.ts';
+import { prepareBatch, prepareGroup } from './board-prepare.ts';
 import { notionalUnits } from './notional.ts';
 
 const OPEN = Date.parse('2026-11-24T14:30:00Z');
@@ -60,6 +60,23 @@ describe('prepareBatch', () => {
     ]);
     expect(part.windowTimes).toBe(2);
     expect(part.maxTradeMs).toBe(OPEN + 5);
+  });
+
+  it('prepares a group of batches as their events together', () => {
+    const events = [
+      { ev: 'T', sym: 'F', t: OPEN + 5, p: 12.34, s: 100 },
+      { ev: 'A', sym: 'F', s: OPEN, e: OPEN + 1000, av: 10, c: 1 },
+      { ev: 'T', sym: 'F', t: OPEN + 5, p: 12.35, s: 1 },
+      { ev: 'Q', sym: 'F' },
+      { ev: 'T', sym: 'G', t: OPEN + 6, p: 2, s: 1 },
+    ] as const;
+    const group = prepareGroup([
+      { events: events.slice(0, 2) },
+      { events: [] },
+      { events: events.slice(2) },
+    ]);
+    expect(group).toEqual(prepareBatch(events));
+    expect(group.ignored).toBe(1);
   });
 
   it('splits a batch at the New York midnight and ignores what cannot move a board', () => {

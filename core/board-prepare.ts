@@ -90,6 +90,23 @@ export function prepareBatch(
   events: readonly MarketEvent[],
   dateOf: (ms: number) => string = tradingDateOf,
 ): PreparedBatch {
+  return prepare([events], dateOf);
+}
+
+/** {@link prepareBatch} of a group's batches together, without first copying their events into one array. */
+export function prepareGroup(
+  batches: readonly { events: readonly MarketEvent[] }[],
+): PreparedBatch {
+  return prepare(
+    batches.map((b) => b.events),
+    tradingDateOf,
+  );
+}
+
+function prepare(
+  lists: readonly (readonly MarketEvent[])[],
+  dateOf: (ms: number) => string,
+): PreparedBatch {
   const parts = new Map<string, DateParts>();
   // New York's offset from UTC is a whole number of hours, so a trading date never changes
   // within a UTC hour: the last hour's part serves the next event of the same hour.
@@ -123,13 +140,15 @@ export function prepareBatch(
     return part;
   };
   let ignored = 0;
-  for (const event of events) {
-    if (event.ev === 'T') {
-      if (!addTrade(event, partOf)) ignored++;
-    } else if (event.ev === 'A' || event.ev === 'AM') {
-      if (!addBar(event, partOf)) ignored++;
-    } else {
-      ignored++;
+  for (const events of lists) {
+    for (const event of events) {
+      if (event.ev === 'T') {
+        if (!addTrade(event, partOf)) ignored++;
+      } else if (event.ev === 'A' || event.ev === 'AM') {
+        if (!addBar(event, partOf)) ignored++;
+      } else {
+        ignored++;
+      }
     }
   }
   return { dates: [...parts].map(([date, part]) => toArgs(date, part)), ignored };

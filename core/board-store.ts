@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { pack } from 'msgpackr';
 import type { EventBatch } from './batch.ts';
-import { dateOfEvent, prepareBatch, type PreparedDate } from './board-prepare.ts';
+import { dateOfEvent, prepareGroup, type PreparedDate } from './board-prepare.ts';
 import type { BoardOptions } from './config.ts';
 import { BOARD_NAMES, type BoardName, type Names } from './names.ts';
 import { stateUnpackr } from './symbol-state.ts';
@@ -143,9 +143,7 @@ export function createBoardStore(options: BoardStoreOptions): BoardStore {
   ): Promise<void> => {
     let batches = group;
     for (;;) {
-      const part = prepareBatch(batches.flatMap((b) => b.events)).dates.find(
-        (p) => p.date === date,
-      );
+      const part = prepareGroup(batches).dates.find((p) => p.date === date);
       if (part === undefined) return;
       const refused = new Set(
         await applyPart(
@@ -166,7 +164,7 @@ export function createBoardStore(options: BoardStoreOptions): BoardStore {
 
   const applyBatches = async (group: readonly EventBatch[]): Promise<ApplyResult> => {
     const unique = [...new Map(group.map((b) => [b.id, b])).values()];
-    const prepared = prepareBatch(unique.flatMap((b) => b.events));
+    const prepared = prepareGroup(unique);
     const result: ApplyResult = {
       duplicates: group.length - unique.length,
       applied: 0,
