@@ -37,7 +37,10 @@ export interface ListenerStats {
  * its confirms allow. When the FIFO is full the oldest batch is dropped and counted.
  */
 export interface Listener {
-  /** Takes the events of one frame; never blocks and never throws. */
+  /**
+   * Takes the events of one frame, as the decoder returns them; never blocks, and never throws
+   * for such events (a value no event field can hold throws, taking nothing of that event).
+   */
   push(events: readonly MarketEvent[], receivedAtMs: number): void;
   /**
    * Takes a whole frame's JSON bytes when it can read them straight into batches (see

@@ -450,7 +450,6 @@ class Client implements MassiveClient {
     this.#pingTimer = undefined;
   }
 
-  /** Runs a caller's callback; a throw must not break the socket's read loop. */
   /**
    * Offers a frame to `takeFrame`. A frame it took is also shown to `onFrame`; one it threw on
    * is lost, counted in `stats.callbackErrors` like a throwing `onEvents`.
@@ -468,6 +467,7 @@ class Client implements MassiveClient {
     return taken;
   }
 
+  /** Runs a caller's callback; a throw must not break the socket's read loop. */
   #invoke(name: string, callback: () => void): void {
     try {
       callback();
