@@ -179,11 +179,6 @@ export class RecordBuffer {
     return this.#count;
   }
 
-  /** Bytes written since the last seal. */
-  get bytes(): number {
-    return this.#pos;
-  }
-
   #room(n: number): void {
     if (this.#pos + n <= this.#buf.length) return;
     const grown = Buffer.allocUnsafe(Math.max(this.#buf.length * 2, this.#pos + n));
@@ -374,12 +369,15 @@ function writeNumber(out: Buffer, at: number, value: number): number {
   return at + 8;
 }
 
+/** The first size of a {@link StagedEvents} buffer. */
+const STAGED_BYTES = 256 * 1024;
+
 /**
  * Events staged by {@link transcodeFrame}: each one's type (index into {@link EVENT_TYPES}) and
  * the `[start, end)` of its record values in `bytes`. Reused frame after frame.
  */
 export class StagedEvents {
-  bytes = Buffer.allocUnsafe(256 * 1024);
+  bytes = Buffer.allocUnsafe(STAGED_BYTES);
   count = 0;
   types = new Uint8Array(1024);
   starts = new Int32Array(1024);
@@ -387,7 +385,7 @@ export class StagedEvents {
 
   /** Once the staged events are used: a buffer an outsized frame grew goes back to its first size. */
   trim(): void {
-    if (this.bytes.length > SHRINK_PAST) this.bytes = Buffer.allocUnsafe(256 * 1024);
+    if (this.bytes.length > SHRINK_PAST) this.bytes = Buffer.allocUnsafe(STAGED_BYTES);
   }
 
   /** Makes room for `bytes` more bytes and one more event. */
@@ -453,7 +451,8 @@ const spanStart = new Int32Array(16);
 const spanEnd = new Int32Array(16);
 
 // The scanner's cursor, shared by the helpers below (they return REFUSED or a position).
-let f: Buffer = Buffer.alloc(0);
+const EMPTY_FRAME = Buffer.alloc(0);
+let f: Buffer = EMPTY_FRAME;
 let end = 0;
 /** Set by {@link readNumber}: whether the number was plain digits (no fraction or exponent), its sign. */
 let plain = true;
@@ -627,21 +626,20 @@ function readValue(at: number, field: number, kind: FieldKind): number {
 }
 
 /** Reads the `ev` value at `at` (after `"ev":`): the layout of a type the fast path takes. */
+// The layouts the fast path reads, looked up once.
+const LAYOUT_T = LAYOUT_OF.get('T')!;
+const LAYOUT_A = LAYOUT_OF.get('A')!;
+const LAYOUT_AM = LAYOUT_OF.get('AM')!;
+const LAYOUT_Q = LAYOUT_OF.get('Q')!;
+
 function readType(at: number): RecordLayout | undefined {
   if (f[at] !== QUOTE) return undefined;
   const c1 = f[at + 1];
   const c2 = f[at + 2];
   let layout: RecordLayout | undefined;
   if (c2 === QUOTE)
-    layout =
-      c1 === 0x54
-        ? LAYOUT_OF.get('T')
-        : c1 === 0x41
-          ? LAYOUT_OF.get('A')
-          : c1 === 0x51
-            ? LAYOUT_OF.get('Q')
-            : undefined;
-  else if (c1 === 0x41 && c2 === 0x4d && f[at + 3] === QUOTE) layout = LAYOUT_OF.get('AM');
+    layout = c1 === 0x54 ? LAYOUT_T : c1 === 0x41 ? LAYOUT_A : c1 === 0x51 ? LAYOUT_Q : undefined;
+  else if (c1 === 0x41 && c2 === 0x4d && f[at + 3] === QUOTE) layout = LAYOUT_AM;
   return layout;
 }
 
@@ -818,8 +816,6 @@ export function transcodeFrame(frame: Buffer, staged: StagedEvents): number | un
   }
   return count;
 }
-
-const EMPTY_FRAME = Buffer.alloc(0);
 
 function stage(frame: Buffer, staged: StagedEvents): number | undefined {
   f = frame;
