@@ -65,6 +65,17 @@ export function analyzerOptions(): Option[] {
   ];
 }
 
+/** `--delivery`: how a publishing role (the mdp's listener, `replay --to-broker`) sends batches. */
+export function deliveryOption(): Option {
+  return new Option(
+    '--delivery <mode>',
+    'persistent: batches survive a broker restart (durable); transient: lost with it, cheaper',
+  )
+    .env('OPENBELL_DELIVERY')
+    .choices(['persistent', 'transient'])
+    .default(DEFAULTS.transport.delivery);
+}
+
 /** The flags of {@link connectionOptions}. */
 export interface ConnectionFlags {
   redisUrl: string;

@@ -26,6 +26,11 @@ export interface TransportOptions {
   batchMaxDelayMs: number;
   /** Events the listener buffers while the broker is slow; past it, the oldest are dropped. @default 1000000 */
   bufferMaxEvents: number;
+  /**
+   * How batches are published: `persistent` batches in the durable queues survive a broker
+   * restart (and are confirmed once safe); `transient` ones are lost with it. @default 'persistent'
+   */
+  delivery: 'persistent' | 'transient';
 }
 
 /** Board computation and publication. */
@@ -54,6 +59,7 @@ export const DEFAULTS = {
     batchMaxEvents: 500,
     batchMaxDelayMs: 10,
     bufferMaxEvents: 1_000_000,
+    delivery: 'persistent',
   },
   board: {
     top: 20,
@@ -94,6 +100,7 @@ const transportSchema = z.strictObject({
   batchMaxEvents: int(1, 10_000).default(DEFAULTS.transport.batchMaxEvents),
   batchMaxDelayMs: int(0, 1000).default(DEFAULTS.transport.batchMaxDelayMs),
   bufferMaxEvents: int(1000, 100_000_000).default(DEFAULTS.transport.bufferMaxEvents),
+  delivery: z.enum(['persistent', 'transient']).default(DEFAULTS.transport.delivery),
 });
 
 const boardSchema = z.strictObject({

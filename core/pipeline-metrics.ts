@@ -35,6 +35,11 @@ export function observeListener(meter: Meter, parts: ListenerParts): () => void 
     published: counter(meter, 'openbell_batches_published', 'Batches handed to RabbitMQ'),
     confirmed: counter(meter, 'openbell_batches_confirmed', 'Batches RabbitMQ confirmed'),
     inFlight: gauge(meter, 'openbell_publisher_in_flight', 'Batches awaiting a confirm'),
+    resent: counter(
+      meter,
+      'openbell_batches_resent',
+      'Batches published again after their connection dropped before the confirm',
+    ),
     dropped: counter(meter, 'openbell_dropped_events', 'Events lost, by stage and reason'),
     droppedBatches: counter(meter, 'openbell_dropped_batches', 'Batches lost, by stage and reason'),
   };
@@ -54,8 +59,11 @@ export function observeListener(meter: Meter, parts: ListenerParts): () => void 
       o.observe(m.dropped, n, { stage, reason });
     drop('listener', 'buffer_full', listener.stats.droppedEvents);
     drop('publisher', 'unroutable', publisher.stats.unroutableEvents);
+    drop('publisher', 'nacked', publisher.stats.nackedEvents);
+    drop('publisher', 'lost', publisher.stats.lostEvents);
     o.observe(m.droppedBatches, publisher.stats.nacked, { stage: 'publisher', reason: 'nacked' });
     o.observe(m.droppedBatches, publisher.stats.lost, { stage: 'publisher', reason: 'lost' });
+    o.observe(m.resent, publisher.stats.resent);
   });
 }
 

@@ -27,11 +27,20 @@ export interface BatchPublisherOptions {
   reconnectMaxMs?: number;
   /** Longest {@link BatchPublisher.close} waits for outstanding confirms. @default 5000 */
   closeTimeoutMs?: number;
+  /**
+   * Publish persistent messages (delivery mode 2), so that batches in a durable queue survive a
+   * broker restart and the broker confirms them only once they are safe. @default true
+   */
+  persistent?: boolean;
 }
 
-/** Live counters of a {@link BatchPublisher}; a message ends confirmed, nacked or lost. */
+/**
+ * Live counters of a {@link BatchPublisher}. A batch ends confirmed (possibly unroutable), nacked or,
+ * only when the publisher closes before the broker confirmed it, lost; a batch whose connection
+ * dropped before its confirm is published again once reconnected.
+ */
 export interface BatchPublisherStats {
-  /** Messages handed to the broker. */
+  /** Messages handed to the broker (a batch published again after a reconnect counts again). */
   published: number;
   /** Messages the broker confirmed. */
   confirmed: number;
@@ -44,9 +53,21 @@ export interface BatchPublisherStats {
   unroutableEvents: number;
   /** Messages the broker refused (nack): lost, counted. */
   nacked: number;
-  /** Messages whose channel closed before their confirm: they may or may not have been routed. */
+  /** Events in {@link BatchPublisherStats.nacked} messages. */
+  nackedEvents: number;
+  /**
+   * Batches published again after their connection dropped before the broker confirmed them.
+   * The broker may have taken the first copy too: analyzers apply a batch id once.
+   */
+  resent: number;
+  /**
+   * Batches still unconfirmed when the publisher closed (after `closeTimeoutMs`, or with the
+   * broker unreachable): they may or may not have reached a queue. Counted, never resent.
+   */
   lost: number;
-  /** Messages awaiting a confirm. */
+  /** Events in {@link BatchPublisherStats.lost} batches. */
+  lostEvents: number;
+  /** Messages awaiting a confirm, and batches waiting to be published again. */
   inFlight: number;
   /** Connections re-established after a loss. */
   reconnects: number;
@@ -54,10 +75,11 @@ export interface BatchPublisherStats {
 }
 
 /**
- * Publishes already-encoded event batches to the events exchange over a confirm channel. It never
- * buffers: when it cannot take a batch it says so, and the caller keeps the batch in its own
- * bounded buffer. On connection loss it reconnects with jittered backoff; messages unconfirmed at
- * that moment are counted as `lost` (the broker may or may not have routed them).
+ * Publishes already-encoded event batches to the events exchange over a confirm channel. It holds
+ * only what awaits a confirm (at most `maxInFlight` batches): when it cannot take a batch it says
+ * so, and the caller keeps the batch in its own bounded buffer. On connection loss it reconnects
+ * with jittered backoff and publishes every unconfirmed batch again first (the broker may have
+ * taken some of them: batch ids make applying them idempotent).
  */
 export interface BatchPublisher {
   /**
@@ -77,7 +99,10 @@ export interface BatchPublisher {
   /** Resolves when tryPublish can accept again (capacity or reconnection); rejects once closing. */
   whenWritable(): Promise<void>;
   readonly stats: Readonly<BatchPublisherStats>;
-  /** Waits for outstanding confirms (up to `closeTimeoutMs`), then closes; idempotent. */
+  /**
+   * Waits for outstanding confirms (up to `closeTimeoutMs`, resending through a reconnection),
+   * then closes; what is still unconfirmed then is counted `lost`. Idempotent.
+   */
   close(): Promise<void>;
 }
 
@@ -86,6 +111,7 @@ const DEFAULTS = {
   reconnectInitialMs: 100,
   reconnectMaxMs: 5000,
   closeTimeoutMs: 5000,
+  persistent: true,
 } satisfies Partial<BatchPublisherOptions>;
 const NACK_LOG_INTERVAL_MS = 10_000;
 
@@ -99,9 +125,12 @@ class AmqpBatchPublisher implements BatchPublisher {
     published: 0,
     confirmed: 0,
     nacked: 0,
+    nackedEvents: 0,
     unroutable: 0,
     unroutableEvents: 0,
+    resent: 0,
     lost: 0,
+    lostEvents: 0,
     inFlight: 0,
     reconnects: 0,
     connected: false,
@@ -123,6 +152,12 @@ class AmqpBatchPublisher implements BatchPublisher {
   private returnLoggedAtMs = -Infinity;
   private started: Promise<void> | undefined;
   private closed: Promise<void> | undefined;
+  /** Published and not yet confirmed, in publish order. */
+  private readonly unconfirmed = new Set<Outgoing>();
+  /** Unconfirmed when their connection dropped: published again first once reconnected. */
+  private unsent: Outgoing[] = [];
+  /** Resolves when nothing awaits a confirm or a resend (for close). */
+  private settled: PromiseWithResolvers<void> | undefined;
 
   constructor(options: BatchPublisherOptions) {
     this.options = {
@@ -131,6 +166,7 @@ class AmqpBatchPublisher implements BatchPublisher {
       reconnectInitialMs: options.reconnectInitialMs ?? DEFAULTS.reconnectInitialMs,
       reconnectMaxMs: options.reconnectMaxMs ?? DEFAULTS.reconnectMaxMs,
       closeTimeoutMs: options.closeTimeoutMs ?? DEFAULTS.closeTimeoutMs,
+      persistent: options.persistent ?? DEFAULTS.persistent,
     };
     this.log = options.log;
   }
@@ -144,27 +180,39 @@ class AmqpBatchPublisher implements BatchPublisher {
   }
 
   tryPublish(routingKey: string, body: Buffer, headers: Record<string, unknown>): boolean {
+    if (this.unsent.length > 0 || !this.isWritable()) return false;
+    const events = Number(headers[EVENTS_HEADER] ?? 0);
+    const outgoing: Outgoing = { routingKey, body, headers, events: events >= 0 ? events : 0 };
+    if (!this.send(outgoing)) return false;
+    this.stats.inFlight++;
+    return true;
+  }
+
+  /** Hands one batch to the channel; false (nothing sent) when the channel is closing. */
+  private send(outgoing: Outgoing): boolean {
     const channel = this.channel;
-    if (channel === undefined || !this.isWritable()) return false;
+    if (channel === undefined) return false;
     let flushed: boolean;
     try {
       flushed = channel.publish(
         this.options.names.exchange,
-        routingKey,
-        body,
-        // Transient: a batch is worthless once the queue TTL (seconds) has passed, so surviving a
-        // broker restart buys nothing, while persisting costs disk writes at the open's peak.
-        // Confirms still tell us the broker took it.
-        { persistent: false, mandatory: true, contentType: 'application/msgpack', headers },
-        (error: unknown) => this.onConfirm(error),
+        outgoing.routingKey,
+        outgoing.body,
+        {
+          persistent: this.options.persistent,
+          mandatory: true,
+          contentType: 'application/msgpack',
+          headers: outgoing.headers,
+        },
+        (error: unknown) => this.onConfirm(outgoing, error),
       );
     } catch (error) {
-      // The channel closed under us; its 'close' event is on the way. The caller keeps the batch.
+      // The channel closed under us; its 'close' event is on the way.
       this.log.debug({ err: error }, 'publish on a closing channel refused');
       return false;
     }
+    this.unconfirmed.add(outgoing);
     this.stats.published++;
-    this.stats.inFlight++;
     if (!flushed) this.draining = true;
     return true;
   }
@@ -184,6 +232,7 @@ class AmqpBatchPublisher implements BatchPublisher {
   private isWritable(): boolean {
     return (
       this.channel !== undefined &&
+      this.unsent.length === 0 &&
       !this.closing &&
       !this.draining &&
       !this.blocked &&
@@ -197,18 +246,48 @@ class AmqpBatchPublisher implements BatchPublisher {
     this.writable = undefined;
   }
 
-  private onConfirm(error: unknown): void {
-    this.stats.inFlight--;
-    if (error === null || error === undefined) this.stats.confirmed++;
-    // amqplib reports a broker nack as 'message nacked', a channel closed before the confirm
-    // as 'channel closed'.
-    else if (error instanceof Error && error.message === 'message nacked') this.onNack();
-    else this.stats.lost++;
+  private onConfirm(outgoing: Outgoing, error: unknown): void {
+    // A batch resent after a reconnect may still hear about its first copy: only its latest counts.
+    if (!this.unconfirmed.delete(outgoing)) return;
+    if (error === null || error === undefined) {
+      this.stats.confirmed++;
+      this.stats.inFlight--;
+    } else if (error instanceof Error && error.message === 'message nacked') {
+      this.stats.inFlight--;
+      this.onNack(outgoing);
+    } else {
+      // amqplib reports 'channel closed' for every message unconfirmed when its channel went:
+      // the broker may or may not have it, so it goes out again once reconnected.
+      this.unsent.push(outgoing);
+      return;
+    }
     this.notifyWritable();
+    this.notifySettled();
   }
 
-  private onNack(): void {
+  /** Publishes again, first thing on a new channel, what the last one left unconfirmed. */
+  private resend(): void {
+    const batches = this.unsent;
+    this.unsent = [];
+    for (let n = 0; n < batches.length; n++) {
+      if (!this.send(batches[n]!)) {
+        this.unsent = batches.slice(n).concat(this.unsent);
+        return;
+      }
+      this.stats.resent++;
+    }
+    if (batches.length > 0) {
+      this.log.info({ resent: batches.length }, 'published unconfirmed batches again');
+    }
+  }
+
+  private notifySettled(): void {
+    if (this.settled !== undefined && this.stats.inFlight === 0) this.settled.resolve();
+  }
+
+  private onNack(outgoing: Outgoing): void {
     this.stats.nacked++;
+    this.stats.nackedEvents += outgoing.events;
     const now = performance.now();
     if (now - this.nackLoggedAtMs < NACK_LOG_INTERVAL_MS) return;
     this.nackLoggedAtMs = now;
@@ -274,6 +353,7 @@ class AmqpBatchPublisher implements BatchPublisher {
     if (again) this.stats.reconnects++;
     this.draining = false;
     this.stats.connected = true;
+    this.resend();
     this.notifyWritable();
   }
 
@@ -290,10 +370,11 @@ class AmqpBatchPublisher implements BatchPublisher {
     this.closing = true;
     this.writable?.reject(closedError());
     this.writable = undefined;
-    const channel = this.channel;
-    if (channel !== undefined && this.stats.inFlight > 0) {
-      const confirmed = await settlesWithin(channel.waitForConfirms(), this.options.closeTimeoutMs);
-      if (!confirmed) this.log.warn({ inFlight: this.stats.inFlight }, 'closing with unconfirmed');
+    if (this.stats.inFlight > 0) {
+      // Confirms (and resends, should the connection come back meanwhile) until the deadline.
+      this.settled = Promise.withResolvers<void>();
+      const settled = await settlesWithin(this.settled.promise, this.options.closeTimeoutMs);
+      if (!settled) this.log.warn({ inFlight: this.stats.inFlight }, 'closing with unconfirmed');
     }
     try {
       await this.connection?.close();
@@ -302,8 +383,36 @@ class AmqpBatchPublisher implements BatchPublisher {
     }
     this.channel = undefined;
     this.stats.connected = false;
+    this.countLost();
     this.log.info({ ...this.stats }, 'publisher closed');
   }
+
+  /** Whatever never got its confirm is lost now: counted in batches and events. */
+  private countLost(): void {
+    const lost = [...this.unconfirmed, ...this.unsent];
+    this.unconfirmed.clear();
+    this.unsent = [];
+    for (const outgoing of lost) {
+      this.stats.lost++;
+      this.stats.lostEvents += outgoing.events;
+    }
+    this.stats.inFlight = 0;
+    if (lost.length > 0) {
+      this.log.warn(
+        { lost: lost.length, lostEvents: this.stats.lostEvents },
+        'publisher closed before the broker confirmed these batches (counted lost)',
+      );
+    }
+  }
+}
+
+/** A batch handed to the publisher, kept until the broker confirms it. */
+interface Outgoing {
+  routingKey: string;
+  body: Buffer;
+  headers: Record<string, unknown>;
+  /** Its `x-openbell-events` header. */
+  events: number;
 }
 
 function closedError(): ServiceError {

@@ -1,5 +1,7 @@
 import amqp from 'amqplib';
 import type { Channel, ChannelModel, RecoveringChannelModel } from 'amqplib';
+import type { Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { ConfigError, ServiceError } from './errors.ts';
 import type { Names } from './names.ts';
@@ -197,8 +199,15 @@ export interface RecoveringConnection {
    * fresh one: for a channel the broker closed, or consumers it cancelled, on a live connection.
    */
   renew(connection: ChannelModel, why: string): void;
-  close(): Promise<void>;
+  /**
+   * Stops recovery and closes the connection; a broker that does not answer the close within
+   * `timeoutMs` (frozen, or a half-open socket) has the socket destroyed instead.
+   */
+  close(timeoutMs?: number): Promise<void>;
 }
+
+/** How long {@link RecoveringConnection.close} waits for the broker's close-ok by default. */
+const CLOSE_TIMEOUT_MS = 5000;
 
 /** Opens a {@link RecoveringConnection} (amqplib's own recovery); returns before it connects. */
 export async function connectRecovering(
@@ -207,6 +216,7 @@ export async function connectRecovering(
   const { url, log, role } = options;
   const state: RecoveryState = { fatal: undefined, connected: false, stopped: false };
   const dead = new WeakSet<ChannelModel>();
+  let current: ChannelModel | undefined;
   const model: RecoveringChannelModel = await amqp.connect(url, {
     recovery: {
       initialDelay: options.reconnectInitialMs,
@@ -214,6 +224,7 @@ export async function connectRecovering(
       jitter: 0.5,
       waitForConnect: false,
       setup: async (connection: ChannelModel) => {
+        current = connection;
         connection.on('close', () => dead.add(connection));
         // Errors during setup surface as its rejection; after it, as 'disconnect'.
         connection.on('error', () => undefined);
@@ -250,9 +261,17 @@ export async function connectRecovering(
       });
     });
   };
-  const close = (): Promise<void> => {
+  const close = async (timeoutMs = CLOSE_TIMEOUT_MS): Promise<void> => {
     state.stopped = true;
-    return model.close();
+    const timer = new AbortController();
+    const closed = model.close().then(() => true);
+    const timedOut = sleep(timeoutMs, false, { signal: timer.signal }).catch(() => false);
+    const inTime = await Promise.race([closed, timedOut]).finally(() => timer.abort());
+    if (inTime || current === undefined) return;
+    log.warn({ timeoutMs }, `${role}: the broker did not answer the close; dropping the socket`);
+    // amqplib's close never settles once its socket is gone: nothing waits for it any more.
+    closed.catch(() => undefined);
+    (current as unknown as { connection: { stream: Socket } }).connection.stream.destroy();
   };
   return { model, ready, renew, close };
 }

@@ -60,7 +60,12 @@ export interface BrokerSink {
  */
 export function createBrokerSink(options: BrokerSinkOptions): BrokerSink {
   const { log, transport } = options;
-  const publisher = createBatchPublisher({ url: options.amqpUrl, names: options.names, log });
+  const publisher = createBatchPublisher({
+    url: options.amqpUrl,
+    names: options.names,
+    log,
+    persistent: transport.delivery === 'persistent',
+  });
   const listener = createListener({
     publisher,
     log,

@@ -11,6 +11,7 @@ import {
 } from '../core/index.ts';
 import {
   connectionOptions,
+  deliveryOption,
   integer,
   parseConnectionFlags,
   type ConnectionFlags,
@@ -312,6 +313,7 @@ export function replayCommand(): Command {
         .argParser(integer)
         .default(t.batchMaxEvents),
     )
+    .addOption(deliveryOption())
     .addOption(
       new Option(
         '--encode-workers <n>',
@@ -356,7 +358,10 @@ export function replayCommand(): Command {
                 amqpUrl: parseConnectionFlags(flags).amqpUrl,
                 names: createNames({ namespace: flags.namespace }),
                 group: flags.group,
-                transport: parseTransportOptions({ batchMaxEvents: flags.batchMaxEvents }),
+                transport: parseTransportOptions({
+                  batchMaxEvents: flags.batchMaxEvents,
+                  delivery: flags.delivery,
+                }),
                 workers: flags.encodeWorkers,
               },
             }
@@ -398,6 +403,7 @@ interface ReplayFlags extends ConnectionFlags, Partial<TelemetryFlags> {
   slowConsumerBytes: number;
   group: string;
   batchMaxEvents: number;
+  delivery: 'persistent' | 'transient';
   encodeWorkers: number;
   metricsLingerMs: number;
 }

@@ -67,6 +67,7 @@ export function createMdp(options: MdpOptions): Mdp {
     url: connection.amqpUrl,
     names,
     log: log.child({ component: 'publisher' }),
+    persistent: transport.delivery === 'persistent',
   });
   const listener = createListener({
     publisher,

@@ -3,6 +3,7 @@ import { DEFAULT_TOPICS, MASSIVE_STOCKS_URL, parseTransportOptions } from '../..
 import {
   analyzerOptions,
   connectionOptions,
+  deliveryOption,
   integer,
   parseBoardFlags,
   parseConnectionFlags,
@@ -30,6 +31,7 @@ interface MdpFlags extends ConnectionFlags, AnalyzerFlags, FeedFlags, Partial<Te
   batchMaxEvents: number;
   batchMaxDelayMs: number;
   bufferMaxEvents: number;
+  delivery: 'persistent' | 'transient';
   massiveRestUrl: string;
   prevCloseFile?: string;
   prevCloseDate?: string;
@@ -98,6 +100,7 @@ export function mdpCommand(): Command {
         .argParser(integer)
         .default(t.bufferMaxEvents),
     )
+    .addOption(deliveryOption())
     .addOption(
       new Option('--massive-rest-url <url>', 'Massive REST API for previous closes')
         .env('MASSIVE_REST_URL')
@@ -159,6 +162,7 @@ export function mdpCommand(): Command {
         batchMaxEvents: flags.batchMaxEvents,
         batchMaxDelayMs: flags.batchMaxDelayMs,
         bufferMaxEvents: flags.bufferMaxEvents,
+        delivery: flags.delivery,
       }),
       board: parseBoardFlags(flags),
       analyzer: flags.analyzer,
