@@ -4,6 +4,9 @@ import amqp from 'amqplib';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
@@ -20,6 +23,7 @@ import {
   type MarketEvent,
 } from '../core/index.ts';
 import type { ServiceUrls } from '../services/ensure.ts';
+import { startPrivateRedis } from '../services/private.ts';
 import { createMassiveServer } from '../replay/massive-server.ts';
 import { deleteKeys, management } from '../testing/services-admin.ts';
 import { cpuSeconds, findProcess, type Measurement } from './measure.ts';
@@ -125,12 +129,14 @@ async function sandbox(urls: PipelineBenchOptions['urls']): Promise<Sandbox> {
 /**
  * The pipeline at full speed, next to the raw limits measured in the same run:
  * - `broker.pass-through`: pre-encoded batches published (confirms) to a no-op consumer (acks),
- *   measured right before each end-to-end run;
+ *   measured right before each end-to-end run, transient and (`.persistent`) persistent;
  * - `redis.apply`: the same batches applied to the boards straight from this process;
  * - `pipeline.end-to-end`: wire JSON frames from a Massive-protocol server → `openbell mdp`
  *   (listener, no analyzer) → RabbitMQ → one `openbell lba` → Redis, until every aggregate and
  *   trade is applied, after an uncounted warm-up through the same processes. Quotes travel to
- *   the exchange but no analyzer consumes them.
+ *   the exchange but no analyzer consumes them. Each run with durable batches (the default) is
+ *   followed by one with `--delivery transient` (`pipeline.end-to-end.transient`): the cost of
+ *   surviving a broker restart, measured side by side.
  */
 export async function benchPipeline(options: PipelineBenchOptions): Promise<Measurement[]> {
   const count = options.events ?? 600_000;
@@ -150,6 +156,7 @@ export async function benchPipeline(options: PipelineBenchOptions): Promise<Meas
   }
   const script = await redisApply(options.urls, batches, applicable, 32);
   const halfGroups = await redisApply(options.urls, batches, applicable, 16);
+  const persistence = await redisPersistence(options.urls, batches, applicable);
   // Pass-through and end to end alternate, so each end-to-end run has a pass-through run measured
   // next to it on the machine as it was then (its speed drifts by up to half over minutes).
   // Pass-through runs first, not counted: in a fresh process the first runs ramp up (0.8-0.95,
@@ -157,24 +164,50 @@ export async function benchPipeline(options: PipelineBenchOptions): Promise<Meas
   // publishing code still warming up. Each end-to-end run has its own warm-up (see warmUpOf).
   for (let n = 0; n < PASS_THROUGH_WARM_UPS; n++) await passThrough(options.urls, batches, count);
   const raws: Measurement[] = [];
+  const persistentRaws: Measurement[] = [];
   const runs: Measurement[] = [];
+  const transientRuns: Measurement[] = [];
   for (let run = 0; run < (options.runs ?? 3); run++) {
     // Its own warm-up too: right after an end-to-end run (or any pause) a pass-through run, under
     // a second long, often ran at half the speed of the next one.
     await passThrough(options.urls, batches, count);
     raws.push(await passThrough(options.urls, batches, count));
+    persistentRaws.push(await passThrough(options.urls, batches, count, true));
+    // Durable (the default) and transient batches, one after the other on the machine as it is.
     runs.push(await endToEnd(options.urls, measured, warmUp));
+    transientRuns.push(
+      await endToEnd(
+        options.urls,
+        measured,
+        warmUp,
+        { OPENBELL_DELIVERY: 'transient' },
+        'pipeline.end-to-end.transient',
+      ),
+    );
   }
   // Rounded down, so a ratio shown as 0.200 is one that reached it.
-  const ratios = runs.map((m, n) => Math.floor((m.perSecond / raws[n]!.perSecond) * 1000) / 1000);
+  const ratio = (a: Measurement, b: Measurement): number =>
+    Math.floor((a.perSecond / b.perSecond) * 1000) / 1000;
+  const median = (values: number[]): number | undefined =>
+    [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+  const ratios = runs.map((m, n) => ratio(m, raws[n]!));
+  const durableRatios = runs.map((m, n) => ratio(m, transientRuns[n]!));
   return [
-    summarize('broker.pass-through', raws),
+    summarize('broker.pass-through', raws, { note: 'transient messages' }),
+    summarize('broker.pass-through.persistent', persistentRaws, {
+      note: 'persistent messages on a durable queue',
+    }),
     script,
     halfGroups,
+    ...persistence,
     summarize('pipeline.end-to-end', runs, {
+      delivery: 'persistent',
       passThroughRatios: ratios,
-      medianPassThroughRatio: [...ratios].sort((a, b) => a - b)[Math.floor(ratios.length / 2)],
+      medianPassThroughRatio: median(ratios),
+      transientRatios: durableRatios,
+      medianTransientRatio: median(durableRatios),
     }),
+    summarize('pipeline.end-to-end.transient', transientRuns, { delivery: 'transient' }),
   ];
 }
 
@@ -217,6 +250,7 @@ async function passThrough(
   urls: PipelineBenchOptions['urls'],
   batches: EventBatch[],
   events: number,
+  persistent = false,
 ): Promise<Measurement> {
   const box = await sandbox(urls);
   const names = createNames({ namespace: box.namespace });
@@ -235,7 +269,7 @@ async function passThrough(
       return Promise.resolve();
     },
   });
-  const publisher = createBatchPublisher({ url: box.amqpUrl, names, log });
+  const publisher = createBatchPublisher({ url: box.amqpUrl, names, log, persistent });
   try {
     await consumer.start();
     await publisher.start();
@@ -245,7 +279,8 @@ async function passThrough(
         await publisher.whenWritable();
     }
     while (acked < bodies.length) await new Promise((r) => setTimeout(r, 2));
-    return result('broker.pass-through', events, (performance.now() - start) / 1000, {
+    const name = persistent ? 'broker.pass-through.persistent' : 'broker.pass-through';
+    return result(name, events, (performance.now() - start) / 1000, {
       batches: bodies.length,
     });
   } finally {
@@ -287,6 +322,51 @@ async function redisApply(
   } finally {
     redis.disconnect();
     await box.cleanup();
+  }
+}
+
+/**
+ * The board script on private Redis instances with each persistence setting the services could
+ * run: no append-only file, `appendfsync everysec`, `appendfsync always` (one fsync per script
+ * call), interleaved, three runs each; the best and median of each.
+ */
+async function redisPersistence(
+  urls: PipelineBenchOptions['urls'],
+  batches: EventBatch[],
+  applicable: number,
+): Promise<Measurement[]> {
+  const baseDir = mkdtempSync(join(tmpdir(), 'openbell-bench-'));
+  const settings = [
+    { name: 'redis.apply.aof-off', appendOnly: false },
+    { name: 'redis.apply.aof-everysec', appendOnly: true, appendFsync: 'everysec' as const },
+    { name: 'redis.apply.aof-always', appendOnly: true, appendFsync: 'always' as const },
+  ];
+  const instances = await Promise.all(
+    settings.map(({ appendOnly, appendFsync }) =>
+      startPrivateRedis({ baseDir, appendOnly, ...(appendFsync ? { appendFsync } : {}) }),
+    ),
+  );
+  try {
+    const runs = settings.map((): Measurement[] => []);
+    for (let run = 0; run < 3; run++) {
+      for (const [n, instance] of instances.entries()) {
+        const measured = await redisApply(
+          { ...urls, redisUrl: instance.url },
+          batches,
+          applicable,
+          32,
+        );
+        runs[n]!.push(measured);
+      }
+    }
+    return settings.map(({ name }, n) =>
+      summarize(name, runs[n]!, {
+        note: 'redis.apply on a private Redis with this persistence (groups of 16,000 events)',
+      }),
+    );
+  } finally {
+    await Promise.all(instances.map((instance) => instance.close()));
+    rmSync(baseDir, { recursive: true, force: true });
   }
 }
 
