@@ -455,6 +455,8 @@ describe('createMassiveClient backoff', () => {
     // Every connection subscribed and streamed before it was cut, and none reset the delays.
     expect(h.states.filter((s) => s.state === 'streaming').length).toBeGreaterThanOrEqual(5);
     expect(delays.slice(0, 5)).toEqual([19, 39, 79, 158, 316]);
+    // Five drops within a second: one line, the others held back for the next.
+    expect(logLines.filter((l) => l.includes('massive disconnected'))).toHaveLength(1);
   });
 
   it('starts the delays over once a connection has streamed for backoffResetMs', async () => {

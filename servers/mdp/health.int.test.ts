@@ -1,4 +1,5 @@
 import { pino } from 'pino';
+import { WebSocket } from 'ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   parseBoardOptions,
@@ -181,6 +182,40 @@ describe('mdp health', () => {
     });
     amqp.proxy.up();
     await expect.poll(() => readyz(mdp.port), { timeout: 15_000 }).toBe(200);
+  });
+
+  it('answers /readyz 503 while cooling down after max_connections, and 200 after', async () => {
+    const server = await massiveServer();
+    const mdp = await start(server, { massive: { maxConnectionsCooldownMs: 1500 } });
+    await server.waitForSubscribers(1);
+    await expect.poll(() => readyz(mdp.port), { timeout: 10_000 }).toBe(200);
+    // Another connection with the same key takes the account over (Massive's one-connection rule).
+    const rival = new WebSocket(server.url);
+    rival.on('open', () => rival.send(JSON.stringify({ action: 'auth', params: 'test-key' })));
+    await expect.poll(() => readyz(mdp.port), { timeout: 5000, interval: 50 }).toBe(503);
+    expect((await health(mdp.port)).dependencies['massive']).toMatchObject({
+      ok: false,
+      state: 'cooldown',
+      detail: 'closed 1000 after max_connections',
+    });
+    rival.close();
+    await expect.poll(() => readyz(mdp.port), { timeout: 10_000 }).toBe(200);
+  });
+
+  it('answers /readyz 503 once Massive refused the API key for good', async () => {
+    const server = await createMassiveServer({ apiKey: 'right-key' });
+    cleanups.push(() => server.close());
+    const mdp = await start(server, { analyzer: false, feed: undefined });
+    await expect
+      .poll(async () => (await health(mdp.port)).dependencies['massive']?.state, {
+        timeout: 10_000,
+      })
+      .toBe('failed');
+    expect(await readyz(mdp.port)).toBe(503);
+    const body = await health(mdp.port);
+    expect(body.dependencies['massive']?.detail).toMatch(/authentication failed/);
+    // Without the analyzer and the feed, the mdp does not depend on Redis.
+    expect(Object.keys(body.dependencies).sort()).toEqual(['massive', 'rabbitmq']);
   });
 
   it('serves the health endpoints and /metrics on the admin port, and only the page and /ws on the trader port', async () => {
