@@ -176,8 +176,9 @@ export function createMdp(options: MdpOptions): Mdp {
     },
   };
   // Redis is the analyzer's and the feed's to need; the listener alone does without it.
+  const needsRedis = analyzer !== undefined || feed !== undefined;
   const redisHealth = createRedisHealth({ redis });
-  if (analyzer !== undefined || feed !== undefined) checks['redis'] = redisHealth.check;
+  if (needsRedis) checks['redis'] = redisHealth.check;
   if (analyzer !== undefined) {
     const { stats, consumer } = analyzer;
     checks['applies'] = createApplyCheck({
@@ -230,7 +231,7 @@ export function createMdp(options: MdpOptions): Mdp {
         unobserve = observeListener(openbellMeter(), { client, listener, publisher, decodeCounts });
         unobserveHealth = observeHealth(openbellMeter(), { monitor, ready, massive: client });
         monitor.start();
-        redisHealth.start();
+        if (needsRedis) redisHealth.start();
         const source: HealthSource = { ready, reason, health, metrics: options.metrics };
         const { admin } = options;
         if (admin !== undefined) {
