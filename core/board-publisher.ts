@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { BoardRow, BoardStore } from './board-store.ts';
 import { createDurationHistogram, openbellMeter } from './instruments.ts';
+import { createLogThrottle } from './log-throttle.ts';
 import { BOARD_NAMES, type BoardName, type Names } from './names.ts';
 import { openbellTracer, traceHeaders, type LinkRing } from './tracing.ts';
 
@@ -56,6 +57,7 @@ export interface BoardPublisher {
  */
 export function createBoardPublisher(options: BoardPublisherOptions): BoardPublisher {
   const { redis, store, names, log } = options;
+  const failures = createLogThrottle();
   const intervalMs = options.intervalMs ?? 250;
   const top = options.top ?? 20;
   const stats = { ticks: 0, published: 0, unchanged: 0, lockHeldElsewhere: 0, errors: 0 };
@@ -150,9 +152,11 @@ export function createBoardPublisher(options: BoardPublisherOptions): BoardPubli
         return published;
       })
       .catch((error: unknown) => {
-        // Redis down: the next tick tries again; the count and one log line per failure say so.
+        // Redis down: the next tick tries again; the count says so, and a line every 10 s.
         stats.errors++;
-        log.warn({ err: error, date }, 'board publication failed');
+        const suppressed = failures.take('publish');
+        if (suppressed !== undefined)
+          log.warn({ err: error, date, suppressed }, 'board publication failed');
         return [];
       })
       .finally(() => {

@@ -115,7 +115,25 @@ export { createListener } from './listener.ts';
 export type { EncodedBatch, Listener, ListenerOptions, ListenerStats } from './listener.ts';
 export { createRateMeter } from './rate.ts';
 export type { RateMeter } from './rate.ts';
-export { nextBackoffMs } from './backoff.ts';
+export { BACKOFF_RESET_AFTER_MS, createReconnectBackoff, nextBackoffMs } from './backoff.ts';
+export type { ReconnectBackoff, ReconnectBackoffOptions } from './backoff.ts';
+export { LOG_THROTTLE_DEFAULTS, createLogThrottle } from './log-throttle.ts';
+export type { LogThrottle, LogThrottleOptions } from './log-throttle.ts';
+export { createStallWatch, marketSessionOpen } from './stall-watch.ts';
+export type { StallWatch, StallWatchOptions } from './stall-watch.ts';
+export { createApplyCheck, createHealthMonitor, observeHealth } from './health.ts';
+export type {
+  ApplyCheckOptions,
+  ApplyCounts,
+  DependencyCheck,
+  DependencyHealth,
+  HealthMonitor,
+  HealthMonitorOptions,
+  HealthParts,
+  HealthStatus,
+} from './health.ts';
+export { createRedisHealth } from './redis-health.ts';
+export type { RedisHealth, RedisHealthOptions } from './redis-health.ts';
 export {
   DEFAULT_TOPICS,
   MASSIVE_CLIENT_DEFAULTS,

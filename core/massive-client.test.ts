@@ -216,7 +216,7 @@ describe('createMassiveClient', () => {
     expect(h.client.stats.callbackErrors).toBe(1);
   });
 
-  it('counts a throwing onFrame and still delivers the events', async () => {
+  it('counts a throwing onFrame, logs it once per 10 s, and still delivers the events', async () => {
     const h = await setUp(
       {},
       {
@@ -231,8 +231,9 @@ describe('createMassiveClient', () => {
     await waitUntil(() => h.frames.length === 2);
     expect(h.client.stats.callbackErrors).toBe(2);
     expect(h.client.state).toBe('streaming');
-    expect(logLines.filter((l) => l.includes('massive callback threw'))).toHaveLength(2);
-    expect(logLines.some((l) => l.includes('"callback":"onFrame"'))).toBe(true);
+    const threw = logLines.filter((l) => l.includes('massive callback threw'));
+    expect(threw).toHaveLength(1);
+    expect(JSON.parse(threw[0]!)).toMatchObject({ callback: 'onFrame', count: 1, suppressed: 0 });
   });
 
   it('counts malformed frames and keeps streaming', async () => {
@@ -397,5 +398,146 @@ describe('createMassiveClient', () => {
     await waitUntil(() => h.server.clients === 0, 1000);
     expect(h.client.state).toBe('closed');
     expect(h.states.at(-1)?.state).toBe('closed');
+  });
+});
+
+/**
+ * A server that authenticates, acknowledges every subscribed topic, then drops the connection
+ * `dropAfterMs` later (a server that accepts and cuts, or a rival taking the account over).
+ */
+async function startDroppingServer(dropAfterMs: number, beforeDrop?: (n: number) => void) {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  cleanups.push(() => new Promise((resolve) => wss.close(() => resolve())));
+  let subscribed = 0;
+  wss.on('connection', (ws) => {
+    cleanups.push(() => Promise.resolve(ws.terminate()));
+    ws.on('message', (data) => {
+      const { action, params } = JSON.parse((data as Buffer).toString()) as {
+        action: string;
+        params: string;
+      };
+      if (action === 'auth') ws.send(JSON.stringify([{ ev: 'status', status: 'auth_success' }]));
+      if (action !== 'subscribe') return;
+      const n = ++subscribed;
+      const acks = params.split(',').map((topic) => ({
+        ev: 'status',
+        status: 'success',
+        message: `subscribed to: ${topic}`,
+      }));
+      ws.send(JSON.stringify(acks));
+      setTimeout(() => {
+        beforeDrop?.(n);
+        ws.terminate();
+      }, dropAfterMs);
+    });
+  });
+  await new Promise((resolve) => wss.once('listening', resolve));
+  const { port } = wss.address() as { port: number };
+  return { url: `ws://127.0.0.1:${port}`, subscribed: () => subscribed };
+}
+
+/** The reconnect delay the client chose at each entry into `backoff`. */
+function backoffDelays(client: MassiveClient): number[] {
+  const delays: number[] = [];
+  client.onStateChange((state) => {
+    if (state === 'backoff') delays.push(client.stats.reconnectDelayMs);
+  });
+  return delays;
+}
+
+describe('createMassiveClient backoff', () => {
+  it('grows the delays against a server that acknowledges the subscription and drops', async () => {
+    const server = await startDroppingServer(10);
+    const options = { backoffInitialMs: 20, backoffMaxMs: 5000, random: () => 0.99 };
+    const h = await setUp({}, { url: server.url, ...options });
+    const delays = backoffDelays(h.client);
+    await waitUntil(() => delays.length >= 5, 5000, 'five drops');
+    // Every connection subscribed and streamed before it was cut, and none reset the delays.
+    expect(h.states.filter((s) => s.state === 'streaming').length).toBeGreaterThanOrEqual(5);
+    expect(delays.slice(0, 5)).toEqual([19, 39, 79, 158, 316]);
+    // Five drops within a second: one line, the others held back for the next.
+    expect(logLines.filter((l) => l.includes('massive disconnected'))).toHaveLength(1);
+  });
+
+  it('starts the delays over once a connection has streamed for backoffResetMs', async () => {
+    const clock = { ms: Date.now() };
+    // The fourth connection streams for a minute by the injected clock before it is cut.
+    const server = await startDroppingServer(10, (n) => {
+      if (n === 4) clock.ms += 60_000;
+    });
+    const h = await setUp(
+      {},
+      {
+        url: server.url,
+        backoffInitialMs: 20,
+        backoffMaxMs: 5000,
+        backoffResetMs: 60_000,
+        random: () => 0.99,
+        now: () => clock.ms,
+      },
+    );
+    const delays = backoffDelays(h.client);
+    await waitUntil(() => delays.length >= 5, 5000, 'five drops');
+    expect(delays.slice(0, 5)).toEqual([19, 39, 79, 19, 39]);
+  });
+});
+
+describe('createMassiveClient stall detection', () => {
+  const always = () => true;
+
+  it('drops and reconnects a connection that carries no data while the market is open', async () => {
+    const h = await setUp({}, { stallTimeoutMs: 150, sessionOpen: always });
+    await waitForState(h, 'streaming');
+    await waitUntil(() => h.client.stats.stalls >= 1, 3000, 'a stall');
+    await waitForState(h, 'backoff');
+    expect(h.states.find((s) => s.state === 'backoff')?.detail).toMatch(/stalled/);
+    await waitUntil(() => h.server.connections >= 2, 3000, 'a reconnect');
+    const stalled = logLines.filter((l) => l.includes('massive stalled'));
+    expect(stalled).toHaveLength(h.client.stats.stalls);
+    expect(JSON.parse(stalled[0]!)).toMatchObject({ stallTimeoutMs: 150, level: 40 });
+  });
+
+  it('keeps a connection that carries data, however slowly', async () => {
+    const h = await setUp({}, { stallTimeoutMs: 150, sessionOpen: always });
+    await waitForState(h, 'streaming');
+    for (let n = 0; n < 10; n++) {
+      h.server.send([aggregate('AAPL')]);
+      await sleep(50);
+    }
+    expect(h.frames).toHaveLength(10);
+    expect(h.client.stats.stalls).toBe(0);
+    expect(h.server.connections).toBe(1);
+  });
+
+  it('expects quiet while the market is closed, and can be turned off', async () => {
+    const closed = await setUp({}, { stallTimeoutMs: 50, sessionOpen: () => false });
+    const off = await setUp({}, { stallTimeoutMs: 0, sessionOpen: always });
+    await waitForState(closed, 'streaming');
+    await waitForState(off, 'streaming');
+    await sleep(300);
+    for (const h of [closed, off]) {
+      expect(h.client.stats.stalls).toBe(0);
+      expect(h.client.state).toBe('streaming');
+      expect(h.server.connections).toBe(1);
+    }
+  });
+});
+
+describe('createMassiveClient logs', () => {
+  it('writes a repeated status once per 10 s, with the count of the lines held back', async () => {
+    const clock = { ms: Date.now() };
+    const h = await setUp({}, { now: () => clock.ms });
+    await waitForState(h, 'streaming');
+    for (let n = 0; n < 50; n++) h.server.sendStatus('maintenance', `notice ${n}`);
+    await waitUntil(() => h.client.stats.statuses['other'] === 50);
+    const lines = () =>
+      logLines
+        .filter((l) => l.includes('"msg":"massive status"'))
+        .map((l) => JSON.parse(l) as { message: string; suppressed: number });
+    expect(lines()).toMatchObject([{ message: 'notice 0', suppressed: 0 }]);
+    clock.ms += 10_000;
+    h.server.sendStatus('maintenance', 'notice 50');
+    await waitUntil(() => lines().length === 2);
+    expect(lines()[1]).toMatchObject({ message: 'notice 50', suppressed: 49 });
   });
 });

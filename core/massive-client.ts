@@ -1,102 +1,30 @@
 import type { Logger } from 'pino';
 import { WebSocket, type RawData } from 'ws';
-import { nextBackoffMs } from './backoff.ts';
-import { createDecodeCounts, decodeFrame, type DecodeCounts } from './decode.ts';
-import { ConfigError, ServiceError } from './errors.ts';
-import type { KnownStatus, MarketEvent, StatusMessage } from './events.ts';
+import { createReconnectBackoff, type ReconnectBackoff } from './backoff.ts';
+import { decodeFrame } from './decode.ts';
+import { ServiceError } from './errors.ts';
+import type { KnownStatus, StatusMessage } from './events.ts';
+import { createLogThrottle, type LogThrottle } from './log-throttle.ts';
+import {
+  parseMassiveClientOptions,
+  type MassiveClientOptions,
+  type MassiveClientState,
+  type MassiveClientStats,
+  type ResolvedMassiveClientOptions,
+} from './massive-client-options.ts';
 import { redactUrl } from './redact.ts';
+import { createStallWatch, type StallWatch } from './stall-watch.ts';
 
-/** Massive's real-time US stocks WebSocket endpoint. */
-export const MASSIVE_STOCKS_URL = 'wss://socket.massive.com/stocks';
-
-/** Per-second aggregates and trades of every symbol: what the boards are computed from. */
-export const DEFAULT_TOPICS: readonly string[] = Object.freeze(['A.*', 'T.*']);
-
-/** Options of {@link createMassiveClient}. */
-export interface MassiveClientOptions {
-  /** WebSocket URL, e.g. {@link MASSIVE_STOCKS_URL} or a replayer's `ws://` URL. */
-  url: string;
-  /** Sent once per connection in the auth message; never logged. */
-  apiKey: string;
-  /** Subscriptions, e.g. `A.*` or `T.AAPL`. @default DEFAULT_TOPICS */
-  topics?: readonly string[];
-  log: Logger;
-  /**
-   * Called once per frame that carried events. `receivedAtMs` is epoch ms (fractional) taken when
-   * the frame arrived; `bytes` is the frame's size on the wire. Must not throw (a throw is logged
-   * and counted in `stats.callbackErrors`) and must not block: it runs on the socket's read path.
-   */
-  onEvents(events: MarketEvent[], receivedAtMs: number, bytes: number): void;
-  /**
-   * Called with the raw bytes of every frame that carried events, just before `onEvents` (for
-   * recorders: statuses in the same frame are included, status-only frames are not). `data` is
-   * the frame's own buffer: copy or consume it before returning if it must outlive the call.
-   * Same rules as `onEvents`: must not throw (counted in `stats.callbackErrors`) or block.
-   */
-  onFrame?(data: Buffer, receivedAtMs: number): void;
-  /** Called with every status message, after the client has acted on it. */
-  onStatus?(status: StatusMessage): void;
-  /**
-   * Offered every frame first, as raw JSON bytes: returns how many events it took (the frame is
-   * then done with: `onEvents` is not called for it), or `undefined` to have the frame decoded
-   * and passed to `onEvents` as usual (e.g. `Listener#pushFrame`, which takes plain event frames
-   * and leaves status messages and anything unusual to the decoder). Must not throw or block.
-   */
-  takeFrame?(data: Buffer, receivedAtMs: number): number | undefined;
-  /** Decode issues are counted here by reason. @default a private counter */
-  decodeCounts?: DecodeCounts;
-  /** Ceiling of the first reconnect delay; doubles per failed attempt. @default 500 */
-  backoffInitialMs?: number;
-  /** Largest reconnect delay. @default 30000 */
-  backoffMaxMs?: number;
-  /** Wait after `max_connections` (another connection took over the account). @default 60000 */
-  maxConnectionsCooldownMs?: number;
-  /** Longest wait for the handshake and then for `auth_success`; past it, reconnect. @default 10000 */
-  authTimeoutMs?: number;
-  /** Longest wait for subscription acks before streaming anyway. @default 5000 */
-  subscribeAckTimeoutMs?: number;
-  /** Keepalive ping period; nothing received over a whole period means a dead link. @default 30000 */
-  pingIntervalMs?: number;
-  /** Largest frame accepted; a bigger one closes the connection (1009). @default 16777216 */
-  maxPayloadBytes?: number;
-  /** Source of backoff jitter, in `[0, 1)`. @default Math.random */
-  random?: () => number;
-}
-
-/** Lifecycle states of a {@link MassiveClient}. `failed` and `closed` are final. */
-export type MassiveClientState =
-  | 'idle'
-  | 'connecting'
-  | 'authenticating'
-  | 'subscribing'
-  | 'streaming'
-  | 'backoff'
-  | 'cooldown'
-  | 'failed'
-  | 'closed';
-
-/** Counters of a {@link MassiveClient}, live (read them, do not keep a copy). */
-export interface MassiveClientStats {
-  frames: number;
-  events: number;
-  bytes: number;
-  /** Frame elements dropped by the decoder (by reason in `decodeCounts`). */
-  decodeIssues: number;
-  /** Connections opened (WebSocket handshake completed). */
-  connects: number;
-  /** Connection attempts after the first. */
-  reconnects: number;
-  /** Status messages by status; statuses openbell does not know count as `other`. */
-  statuses: Record<string, number>;
-  /** Epoch ms of the last frame received. */
-  lastFrameAtMs?: number;
-  /** Topics of the current subscription not (yet) acknowledged. */
-  unackedTopics: string[];
-  /** Topics of the current subscription the server refused (not entitled). */
-  rejectedTopics: string[];
-  /** Times `onEvents`, `onFrame`, `onStatus` or a state listener threw. */
-  callbackErrors: number;
-}
+export {
+  DEFAULT_TOPICS,
+  MASSIVE_CLIENT_DEFAULTS,
+  MASSIVE_STOCKS_URL,
+} from './massive-client-options.ts';
+export type {
+  MassiveClientOptions,
+  MassiveClientState,
+  MassiveClientStats,
+} from './massive-client-options.ts';
 
 /** A self-reconnecting client of the Massive stocks WebSocket feed. */
 export interface MassiveClient {
@@ -112,22 +40,6 @@ export interface MassiveClient {
   onStateChange(listener: (state: MassiveClientState, detail?: string) => void): () => void;
 }
 
-/** The defaults of {@link MassiveClientOptions}. */
-export const MASSIVE_CLIENT_DEFAULTS = {
-  topics: DEFAULT_TOPICS,
-  backoffInitialMs: 500,
-  backoffMaxMs: 30_000,
-  maxConnectionsCooldownMs: 60_000,
-  authTimeoutMs: 10_000,
-  subscribeAckTimeoutMs: 5_000,
-  pingIntervalMs: 30_000,
-  maxPayloadBytes: 16 * 1024 * 1024,
-} as const;
-
-type Optional = 'onStatus' | 'onFrame' | 'takeFrame';
-type Resolved = Required<Omit<MassiveClientOptions, Optional>> &
-  Pick<MassiveClientOptions, Optional>;
-
 const KNOWN_STATUSES: ReadonlySet<string> = new Set<KnownStatus>([
   'connected',
   'success',
@@ -142,55 +54,18 @@ const KNOWN_STATUSES: ReadonlySet<string> = new Set<KnownStatus>([
 ]);
 /** Statuses after which the client drops the connection and reconnects with backoff. */
 const RECONNECT_STATUSES = new Set(['auth_timeout', 'slow_consumer', 'force_disconnect']);
-const TOPIC = /^[A-Za-z]+\.[^\s,]+$/;
 /** How long close() waits for the server to answer the close handshake before cutting. */
 const CLOSE_GRACE_MS = 1000;
 
 /**
  * Creates a client that connects, authenticates, subscribes and streams, reconnecting with
- * jittered exponential backoff, cooling down after `max_connections` and giving up for good on
- * `auth_failed`. Throws a {@link ConfigError} for invalid options. Call `start()` to connect.
+ * jittered exponential backoff (starting over only after a connection streamed for
+ * `backoffResetMs`), dropping a connection that carries no data for `stallTimeoutMs` of open
+ * market, cooling down after `max_connections` and giving up for good on `auth_failed`. Throws a
+ * ConfigError for invalid options. Call `start()` to connect.
  */
 export function createMassiveClient(options: MassiveClientOptions): MassiveClient {
-  return new Client(resolveOptions(options));
-}
-
-function resolveOptions(options: MassiveClientOptions): Resolved {
-  const d = MASSIVE_CLIENT_DEFAULTS;
-  const o: Resolved = {
-    ...options,
-    topics: options.topics ?? d.topics,
-    decodeCounts: options.decodeCounts ?? createDecodeCounts(),
-    backoffInitialMs: options.backoffInitialMs ?? d.backoffInitialMs,
-    backoffMaxMs: options.backoffMaxMs ?? d.backoffMaxMs,
-    maxConnectionsCooldownMs: options.maxConnectionsCooldownMs ?? d.maxConnectionsCooldownMs,
-    authTimeoutMs: options.authTimeoutMs ?? d.authTimeoutMs,
-    subscribeAckTimeoutMs: options.subscribeAckTimeoutMs ?? d.subscribeAckTimeoutMs,
-    pingIntervalMs: options.pingIntervalMs ?? d.pingIntervalMs,
-    maxPayloadBytes: options.maxPayloadBytes ?? d.maxPayloadBytes,
-    random: options.random ?? Math.random,
-  };
-  const bad = (field: string, message: string) => new ConfigError(`massive.${field}`, message);
-  if (!/^wss?:\/\//.test(o.url) || !URL.canParse(o.url))
-    throw bad('url', 'must be a ws:// or wss:// URL');
-  if (typeof o.apiKey !== 'string' || o.apiKey === '') throw bad('apiKey', 'must not be empty');
-  if (o.topics.length === 0 || !o.topics.every((t) => TOPIC.test(t))) {
-    throw bad('topics', 'must be one or more topics like "A.*" or "T.AAPL"');
-  }
-  for (const field of [
-    'backoffInitialMs',
-    'backoffMaxMs',
-    'maxConnectionsCooldownMs',
-    'authTimeoutMs',
-    'subscribeAckTimeoutMs',
-    'pingIntervalMs',
-    'maxPayloadBytes',
-  ] as const) {
-    const value = o[field];
-    if (!Number.isSafeInteger(value) || value < 1) throw bad(field, 'must be an integer ≥ 1');
-  }
-  if (o.backoffMaxMs < o.backoffInitialMs) throw bad('backoffMaxMs', 'must be ≥ backoffInitialMs');
-  return o;
+  return new Client(parseMassiveClientOptions(options));
 }
 
 type Listener = (state: MassiveClientState, detail?: string) => void;
@@ -209,25 +84,46 @@ class Client implements MassiveClient {
     unackedTopics: [],
     rejectedTopics: [],
     callbackErrors: 0,
+    stalls: 0,
+    reconnectDelayMs: 0,
   };
-  readonly #o: Resolved;
+  readonly #o: ResolvedMassiveClientOptions;
   readonly #log: Logger;
   readonly #listeners = new Set<Listener>();
   #ws: WebSocket | undefined;
   /** The one pending phase timer: auth or ack timeout while connected, backoff or cool-down after. */
   #timer: NodeJS.Timeout | undefined;
   #pingTimer: NodeJS.Timeout | undefined;
+  #stallTimer: NodeJS.Timeout | undefined;
   #heardSincePing = true;
-  #attempt = 0;
+  readonly #backoff: ReconnectBackoff;
+  readonly #stall: StallWatch;
+  /** Lines that can repeat per message or per retry are written at most once per 10 s each. */
+  readonly #logs: LogThrottle;
   #pending = new Set<string>();
   #subscribedOk = false;
   /** The status that announced the server's coming close, if any. */
   #closeStatus: string | undefined;
+  /** Why the client dropped the connection itself, if it did. */
+  #dropReason: string | undefined;
   #closing: Promise<void> | undefined;
 
-  constructor(options: Resolved) {
+  constructor(options: ResolvedMassiveClientOptions) {
     this.#o = options;
     this.#log = options.log;
+    this.#backoff = createReconnectBackoff({
+      initialMs: options.backoffInitialMs,
+      maxMs: options.backoffMaxMs,
+      resetAfterMs: options.backoffResetMs,
+      random: options.random,
+      now: options.now,
+    });
+    this.#logs = createLogThrottle({ now: options.now });
+    this.#stall = createStallWatch({
+      timeoutMs: options.stallTimeoutMs,
+      sessionOpen: options.sessionOpen,
+      now: options.now,
+    });
   }
 
   start(): void {
@@ -267,6 +163,7 @@ class Client implements MassiveClient {
   #connect(): void {
     this.#setState('connecting');
     this.#closeStatus = undefined;
+    this.#dropReason = undefined;
     this.#subscribedOk = false;
     const ws = new WebSocket(this.#o.url, {
       maxPayload: this.#o.maxPayloadBytes,
@@ -278,8 +175,10 @@ class Client implements MassiveClient {
     ws.on('pong', () => (this.#heardSincePing = true));
     ws.on('error', (error) => {
       // The 'close' event that always follows decides what happens next; here we only log.
-      if (ws === this.#ws && this.#closing === undefined)
-        this.#log.warn({ err: this.#redactError(error) }, 'massive socket error');
+      if (ws !== this.#ws || this.#closing !== undefined) return;
+      const suppressed = this.#logs.take('socket-error');
+      if (suppressed !== undefined)
+        this.#log.warn({ err: this.#redactError(error), suppressed }, 'massive socket error');
     });
     ws.on('close', (code, reason) => this.#onClose(ws, code, reason.toString()));
   }
@@ -342,11 +241,19 @@ class Client implements MassiveClient {
       this.#fail(new ServiceError('massive', `authentication failed (${message}); not retrying`));
     } else if (status.status === 'auth_required') this.#drop(ws, 'server says not authenticated');
     else if (status.status === 'max_connections' || RECONNECT_STATUSES.has(status.status)) {
-      this.#log.warn({ status: status.status, message }, 'massive server is disconnecting us');
+      const suppressed = this.#logs.take('server-disconnect');
+      if (suppressed !== undefined)
+        this.#log.warn(
+          { status: status.status, message, suppressed },
+          'massive server is disconnecting us',
+        );
       this.#closeStatus = status.status;
       ws.close(1000);
     } else if (status.status !== 'connected') {
-      this.#log.info({ status: status.status, message }, 'massive status');
+      // A status openbell does not act on; a server repeating one must not flood the log.
+      const suppressed = this.#logs.take('status');
+      if (suppressed !== undefined)
+        this.#log.info({ status: status.status, message, suppressed }, 'massive status');
     }
     const onStatus = this.#o.onStatus;
     if (onStatus !== undefined) this.#invoke('onStatus', () => onStatus(status));
@@ -368,7 +275,8 @@ class Client implements MassiveClient {
       .map((token) => token.replace(/:$/, ''))
       .filter((token) => this.#pending.delete(token));
     if (named.length === 0) {
-      if (!ok) this.#log.warn({ message }, 'massive error status');
+      const suppressed = ok ? undefined : this.#logs.take('error-status');
+      if (suppressed !== undefined) this.#log.warn({ message, suppressed }, 'massive error status');
       return;
     }
     this.stats.unackedTopics = [...this.#pending];
@@ -384,10 +292,32 @@ class Client implements MassiveClient {
     this.#clearTimer();
     const unacked = this.stats.unackedTopics;
     if (unacked.length > 0) this.#log.warn({ topics: unacked }, 'massive topics unacknowledged');
-    // A subscription that took resets the backoff; one refused everywhere does not.
-    if (this.#subscribedOk) this.#attempt = 0;
+    // Streaming counts towards resetting the backoff only if a subscription took.
+    if (this.#subscribedOk) this.#backoff.streaming();
     this.#log.info({ rejected: this.stats.rejectedTopics }, 'massive streaming');
     this.#setState('streaming');
+    this.#watchForStalls();
+  }
+
+  /** Reads the event count every quarter of the stall timeout (at most every second). */
+  #watchForStalls(): void {
+    const ws = this.#ws;
+    if (this.#o.stallTimeoutMs === 0 || ws === undefined) return;
+    this.#stall.reset(this.stats.events);
+    const periodMs = Math.max(10, Math.min(1000, Math.floor(this.#o.stallTimeoutMs / 4)));
+    clearInterval(this.#stallTimer);
+    this.#stallTimer = setInterval(() => {
+      if (ws !== this.#ws || this.state !== 'streaming') return;
+      if (!this.#stall.check(this.stats.events)) return;
+      this.stats.stalls++;
+      const silentMs = this.#stall.silentMs();
+      this.#log.warn(
+        { silentMs, stallTimeoutMs: this.#o.stallTimeoutMs, stalls: this.stats.stalls },
+        'massive stalled: no data while the market is open; reconnecting',
+      );
+      this.#dropReason = 'stalled';
+      ws.terminate();
+    }, periodMs).unref();
   }
 
   #onClose(ws: WebSocket, code: number, reason: string): void {
@@ -395,22 +325,28 @@ class Client implements MassiveClient {
     this.#ws = undefined;
     this.#clearTimers();
     if (this.#closing !== undefined || this.state === 'failed') return;
-    const detail = `closed ${code}${this.#closeStatus === undefined ? '' : ` after ${this.#closeStatus}`}`;
-    this.#log.warn(
-      { code, reason: this.#redact(reason), status: this.#closeStatus },
-      'massive disconnected',
-    );
-    if (this.#closeStatus === 'max_connections') {
-      this.#reconnectAfter('cooldown', this.#o.maxConnectionsCooldownMs, detail);
-    } else {
-      const { backoffInitialMs, backoffMaxMs, random } = this.#o;
-      const delayMs = nextBackoffMs(this.#attempt++, backoffInitialMs, backoffMaxMs, random);
-      this.#reconnectAfter('backoff', delayMs, detail);
+    const status = this.#closeStatus;
+    const dropped = this.#dropReason;
+    const detail = `closed ${code}${status === undefined ? '' : ` after ${status}`}${dropped === undefined ? '' : ` (${dropped})`}`;
+    // A stalled connection streamed only until its last data: the silence does not count.
+    this.#backoff.disconnected(dropped === 'stalled' ? this.#stall.quietSinceMs : undefined);
+    const cooldown = status === 'max_connections';
+    const state = cooldown ? 'cooldown' : 'backoff';
+    const delayMs = cooldown ? this.#o.maxConnectionsCooldownMs : this.#backoff.nextDelayMs();
+    this.stats.reconnectDelayMs = delayMs;
+    const suppressed = this.#logs.take('disconnect');
+    if (suppressed !== undefined) {
+      const attempt = this.#backoff.attempt;
+      const fields = { code, reason: this.#redact(reason), status, dropped, delayMs, attempt };
+      this.#log.warn(
+        { ...fields, suppressed },
+        `massive disconnected; reconnecting after ${state}`,
+      );
     }
+    this.#reconnectAfter(state, delayMs, detail);
   }
 
   #reconnectAfter(state: 'backoff' | 'cooldown', delayMs: number, detail: string): void {
-    this.#log.info({ delayMs, attempt: this.#attempt }, `massive reconnecting after ${state}`);
     this.#setState(state, detail);
     // Kept referenced: a started client keeps the process alive until close().
     this.#timer = setTimeout(() => {
@@ -420,7 +356,10 @@ class Client implements MassiveClient {
   }
 
   #drop(ws: WebSocket, reason: string): void {
-    this.#log.warn({ reason, state: this.state }, 'massive dropping connection');
+    const suppressed = this.#logs.take('drop');
+    if (suppressed !== undefined)
+      this.#log.warn({ reason, state: this.state, suppressed }, 'massive dropping connection');
+    this.#dropReason = reason;
     ws.terminate();
   }
 
@@ -448,6 +387,8 @@ class Client implements MassiveClient {
     this.#clearTimer();
     clearInterval(this.#pingTimer);
     this.#pingTimer = undefined;
+    clearInterval(this.#stallTimer);
+    this.#stallTimer = undefined;
   }
 
   /**
@@ -473,10 +414,13 @@ class Client implements MassiveClient {
       callback();
     } catch (error) {
       const count = ++this.stats.callbackErrors;
-      // Logged at powers of two, so a callback that always throws cannot flood the log.
-      if ((count & (count - 1)) === 0) {
-        this.#log.error({ err: error, callback: name, count }, 'massive callback threw');
-      }
+      // A callback that always throws would otherwise write a line per frame.
+      const suppressed = this.#logs.take(`callback:${name}`);
+      if (suppressed !== undefined)
+        this.#log.error(
+          { err: error, callback: name, count, suppressed },
+          'massive callback threw',
+        );
     }
   }
 

@@ -48,6 +48,8 @@ describe('grafana/rules', () => {
       'OpenbellConsumerStalled',
       'OpenbellFeedSlowCloses',
       'OpenbellMassiveDisconnected',
+      'OpenbellMassiveStalled',
+      'OpenbellDependencyDown',
       'OpenbellTargetDown',
     ]);
   });

@@ -3,7 +3,12 @@ import type { Server } from 'node:http';
 import { Redis } from 'ioredis';
 import {
   createAnalyzer,
+  createApplyCheck,
+  createHealthMonitor,
   createNames,
+  createRedisHealth,
+  observeHealth,
+  openbellMeter,
   parseTransportOptions,
   type Analyzer,
 } from '../../core/index.ts';
@@ -16,7 +21,7 @@ import {
   type AnalyzerFlags,
   type ConnectionFlags,
 } from '../../cli/options.ts';
-import { createHttpApp, listen } from '../../cli/http.ts';
+import { closeServer, createHttpApp, listen } from '../../cli/http.ts';
 import { createRootLogger, runService } from '../../cli/run-service.ts';
 import {
   startProcessTelemetry,
@@ -26,7 +31,12 @@ import {
 
 type LbaFlags = ConnectionFlags &
   AnalyzerFlags &
-  Partial<TelemetryFlags> & { httpHost: string; httpPort?: number; injectDelayMs: number };
+  Partial<TelemetryFlags> & {
+    httpHost: string;
+    httpPort?: number;
+    injectDelayMs: number;
+    applyStallMs: number;
+  };
 
 /** `openbell lba`: a headless analyzer; run as many as needed against the same RabbitMQ and Redis. */
 export function lbaCommand(): Command {
@@ -47,6 +57,15 @@ export function lbaCommand(): Command {
       )
         .env('LBA_HTTP_PORT')
         .argParser(integer),
+    )
+    .addOption(
+      new Option(
+        '--apply-stall-ms <ms>',
+        'not ready (/readyz 503) while batches are held and no apply has succeeded for this long',
+      )
+        .env('OPENBELL_APPLY_STALL_MS')
+        .argParser(integer)
+        .default(10_000),
     )
     .addOption(
       new Option(
@@ -81,18 +100,45 @@ export function lbaCommand(): Command {
       prefetch: transport.prefetch,
       injectDelayMs: flags.injectDelayMs,
     });
+    // Ready while RabbitMQ and Redis are reachable and applies succeed (docs: README, Health).
+    const redisHealth = createRedisHealth({ redis });
+    const monitor = createHealthMonitor({
+      checks: {
+        rabbitmq: () =>
+          analyzer.consumer.stats.connected
+            ? { ok: true, state: 'connected' }
+            : { ok: false, state: 'disconnected', detail: 'consumer not connected' },
+        redis: redisHealth.check,
+        applies: createApplyCheck({
+          staleMs: flags.applyStallMs,
+          read: () => ({
+            applied: analyzer.stats.batches,
+            failed: analyzer.stats.applyErrors,
+            held: analyzer.consumer.stats.inFlight,
+          }),
+        }),
+      },
+      log: log.child({ component: 'health' }),
+    });
     let server: Server | undefined;
     let closing = false;
+    let unobserve: (() => void) | undefined;
+    const ready = (): boolean => !closing && monitor.ok();
     const startedAtMs = Date.now();
     await runService(
       telemetry.around(
         {
           start: async () => {
+            unobserve = observeHealth(openbellMeter(), { monitor, ready });
+            monitor.start();
+            redisHealth.start();
             if (flags.httpPort !== undefined) {
               const app = createHttpApp({
-                ready: () => !closing && analyzer.consumer.stats.connected,
+                ready,
+                reason: () => (closing ? 'shutting down' : monitor.reason()),
                 health: () => ({
-                  status: closing ? 'stopping' : 'ok',
+                  status: closing ? 'stopping' : ready() ? 'ok' : 'degraded',
+                  dependencies: monitor.dependencies(),
                   service: 'lba',
                   pid: process.pid,
                   uptimeSeconds: Math.round((Date.now() - startedAtMs) / 1000),
@@ -113,8 +159,11 @@ export function lbaCommand(): Command {
             try {
               await analyzer.close();
             } finally {
+              unobserve?.();
+              monitor.close();
+              redisHealth.close();
               redis.disconnect();
-              server?.close();
+              await closeServer(server);
             }
           },
         },

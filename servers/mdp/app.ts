@@ -5,37 +5,69 @@ import type { Logger } from 'pino';
 import {
   createAnalyzer,
   createBatchPublisher,
+  createApplyCheck,
   createBoardStore,
   createDecodeCounts,
+  createHealthMonitor,
   createListener,
   createMassiveClient,
   createNames,
   createRateMeter,
+  createRedisHealth,
   declareAnalyzerQueue,
+  observeHealth,
   observeListener,
   openbellMeter,
   redactUrl,
   type Analyzer,
   type BoardOptions,
   type ConnectionOptions,
+  type DependencyCheck,
+  type MassiveClientOptions,
   type TransportOptions,
 } from '../../core/index.ts';
-import { createHttpApp, listen, type HealthSource } from '../../cli/http.ts';
+import {
+  closeServer,
+  createHttpApp,
+  listen,
+  type AdminAddress,
+  type HealthSource,
+} from '../../cli/http.ts';
 import { createFeed, type Feed } from './feed.ts';
 import type { FeedConfig } from './feed-options.ts';
 import { servePage } from './page.ts';
 import { schedulePrevCloses, type PrevCloseSource } from './prev-close.ts';
 
+/** The Massive client's tuning the mdp passes on (stall detection, backoff, clock). */
+export type MdpMassiveTuning = Pick<
+  MassiveClientOptions,
+  | 'stallTimeoutMs'
+  | 'sessionOpen'
+  | 'backoffInitialMs'
+  | 'backoffMaxMs'
+  | 'backoffResetMs'
+  | 'maxConnectionsCooldownMs'
+  | 'random'
+  | 'now'
+>;
+
 /** Options of {@link createMdp}. */
 export interface MdpOptions {
-  massive: { url: string; apiKey: string; topics: readonly string[] };
+  massive: { url: string; apiKey: string; topics: readonly string[] } & MdpMassiveTuning;
   connection: ConnectionOptions;
   transport: TransportOptions;
   board: BoardOptions;
   /** Run an analyzer in this process (off when `lba` processes do the work). */
   analyzer: boolean;
+  /** Not ready while the analyzer holds batches and no apply has succeeded this long. @default 10000 */
+  applyStallMs?: number;
   group: string;
   http: { host: string; port: number };
+  /**
+   * Serve `/health`, `/healthz`, `/readyz` and `/metrics` on this address instead of the trader
+   * port, which then serves only the page and `/ws`. @default the trader port
+   */
+  admin?: AdminAddress | undefined;
   prevCloses: PrevCloseSource;
   /** Serve the trader page and feed (`/`, `/ws`); off when absent. */
   feed?: FeedConfig | undefined;
@@ -55,6 +87,8 @@ export interface Mdp {
   readonly port: number;
   /** The HTTP server (after start). */
   readonly server: Server | undefined;
+  /** The admin server (after start, with `admin`); the health endpoints are on `server` otherwise. */
+  readonly adminServer: Server | undefined;
 }
 
 /** Wires the mdp from its options; nothing connects before `start()`. */
@@ -81,7 +115,9 @@ export function createMdp(options: MdpOptions): Mdp {
     onEvents: (events, receivedAtMs) => listener.push(events, receivedAtMs),
     takeFrame: (frame, receivedAtMs) => listener.pushFrame(frame, receivedAtMs),
   });
-  client.onStateChange((state) => {
+  let massiveDetail: string | undefined;
+  client.onStateChange((state, detail) => {
+    massiveDetail = detail;
     if (state !== 'failed') return;
     const error = client.error ?? new Error('the Massive feed failed');
     log.error({ err: error.message }, 'massive feed failed; not retrying');
@@ -122,7 +158,43 @@ export function createMdp(options: MdpOptions): Mdp {
     batchesPublished: publisher.stats.published,
     eventsApplied: analyzer?.stats.events ?? 0,
   }));
+  const checks: Record<string, DependencyCheck> = {
+    massive: () => ({
+      ok: client.state === 'streaming',
+      state: client.state,
+      ...(client.state === 'streaming' || massiveDetail === undefined
+        ? {}
+        : { detail: massiveDetail }),
+    }),
+    rabbitmq: () => {
+      const down = [
+        ...(publisher.stats.connected ? [] : ['publisher']),
+        ...(analyzer === undefined || analyzer.consumer.stats.connected ? [] : ['consumer']),
+      ];
+      return down.length === 0
+        ? { ok: true, state: 'connected' }
+        : { ok: false, state: 'disconnected', detail: `${down.join(' and ')} not connected` };
+    },
+  };
+  // Redis is the analyzer's and the feed's to need; the listener alone does without it.
+  const needsRedis = analyzer !== undefined || feed !== undefined;
+  const redisHealth = createRedisHealth({ redis });
+  if (needsRedis) checks['redis'] = redisHealth.check;
+  if (analyzer !== undefined) {
+    const { stats, consumer } = analyzer;
+    checks['applies'] = createApplyCheck({
+      staleMs: options.applyStallMs ?? 10_000,
+      read: () => ({
+        applied: stats.batches,
+        failed: stats.applyErrors,
+        held: consumer.stats.inFlight,
+      }),
+    });
+  }
+  const monitor = createHealthMonitor({ checks, log: log.child({ component: 'health' }) });
   let server: Server | undefined;
+  let adminServer: Server | undefined;
+  let unobserveHealth: (() => void) | undefined;
   let sampler: NodeJS.Timeout | undefined;
   let cancelPrevCloses: (() => void) | undefined;
   let unobserve: (() => void) | undefined;
@@ -130,14 +202,13 @@ export function createMdp(options: MdpOptions): Mdp {
   let started: Promise<void> | undefined;
   let closed: Promise<void> | undefined;
 
-  const ready = (): boolean =>
-    !closing &&
-    server !== undefined &&
-    publisher.stats.connected &&
-    (analyzer?.consumer.stats.connected ?? true);
+  const ready = (): boolean => !closing && server !== undefined && monitor.ok();
+  const reason = (): string =>
+    closing ? 'shutting down' : server === undefined ? 'starting' : monitor.reason();
 
   const health = (): Record<string, unknown> => ({
-    status: ready() ? 'ok' : 'degraded',
+    status: closing ? 'stopping' : ready() ? 'ok' : 'degraded',
+    dependencies: monitor.dependencies(),
     uptimeSeconds: Math.round((Date.now() - startedAtMs) / 1000),
     massive: {
       url: redactUrl(options.massive.url),
@@ -159,7 +230,17 @@ export function createMdp(options: MdpOptions): Mdp {
     start: () =>
       (started ??= (async () => {
         unobserve = observeListener(openbellMeter(), { client, listener, publisher, decodeCounts });
-        const app = createHttpApp({ ready, health, metrics: options.metrics });
+        unobserveHealth = observeHealth(openbellMeter(), { monitor, ready, massive: client });
+        monitor.start();
+        if (needsRedis) redisHealth.start();
+        const source: HealthSource = { ready, reason, health, metrics: options.metrics };
+        const { admin } = options;
+        if (admin !== undefined) {
+          adminServer = await listen(createHttpApp(source), admin.host, admin.port);
+          const { port } = adminServer.address() as AddressInfo;
+          log.info({ host: admin.host, port }, 'admin listening (health and metrics)');
+        }
+        const app = createHttpApp(admin === undefined ? source : undefined);
         if (feed !== undefined) servePage(app);
         server = await listen(app, options.http.host, options.http.port);
         // A close() that arrives while starting wins: each step below checks it.
@@ -200,10 +281,12 @@ export function createMdp(options: MdpOptions): Mdp {
         await feed?.close();
         if (sampler !== undefined) clearInterval(sampler);
         unobserve?.();
+        unobserveHealth?.();
+        monitor.close();
+        redisHealth.close();
         redis.disconnect();
-        await new Promise<void>((resolve) =>
-          server === undefined ? resolve() : server.close(() => resolve()),
-        );
+        await closeServer(server);
+        await closeServer(adminServer);
       })()),
     health,
     get port() {
@@ -211,6 +294,9 @@ export function createMdp(options: MdpOptions): Mdp {
     },
     get server() {
       return server;
+    },
+    get adminServer() {
+      return adminServer;
     },
   };
 }

@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import cluster from 'node:cluster';
 import type { Logger } from 'pino';
 import { DEFAULTS, parseConnectionOptions } from '../../core/index.ts';
+import { adminOptions, parseAdminFlags, type AdminFlags } from '../../cli/http.ts';
 import { connectionOptions, integer } from '../../cli/options.ts';
 import { createRootLogger, runService } from '../../cli/run-service.ts';
 import {
@@ -13,7 +14,7 @@ import { feedOptions, parseFeedFlags, type FeedFlags } from './feed-options.ts';
 import { assertFeedAuth } from './feed.ts';
 import { createFeedServer } from './feed-server.ts';
 
-interface FeedCommandFlags extends FeedFlags, Partial<TelemetryFlags> {
+interface FeedCommandFlags extends FeedFlags, AdminFlags, Partial<TelemetryFlags> {
   redisUrl: string;
   namespace: string;
   host: string;
@@ -55,6 +56,7 @@ export function feedCommand(): Command {
         .argParser(integer)
         .default(1),
     );
+  for (const option of adminOptions('FEED')) command.addOption(option);
   for (const option of feedOptions()) command.addOption(option);
   for (const option of telemetryOptions(true)) command.addOption(option);
   command.action(async (flags: FeedCommandFlags) => {
@@ -86,12 +88,15 @@ export function feedCommand(): Command {
       feed,
       top: flags.top,
       http: { host: flags.host, port: flags.port },
+      admin: parseAdminFlags(flags),
       log,
       ...(clustered ? {} : { metrics: telemetry.telemetry.metricsHandler }),
     });
     // Clustered, the shared port serves no /metrics: only the metrics-only ports register.
     await runService(
-      telemetry.around(server, () => (clustered ? undefined : server.server)),
+      telemetry.around(server, () =>
+        clustered ? undefined : (server.adminServer ?? server.server),
+      ),
       log,
     );
   });

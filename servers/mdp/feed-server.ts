@@ -1,8 +1,22 @@
+import { Redis } from 'ioredis';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { createNames, type ConnectionOptions } from '../../core/index.ts';
-import { createHttpApp, listen, type HealthSource } from '../../cli/http.ts';
+import {
+  createHealthMonitor,
+  createNames,
+  createRedisHealth,
+  observeHealth,
+  openbellMeter,
+  type ConnectionOptions,
+} from '../../core/index.ts';
+import {
+  closeServer,
+  createHttpApp,
+  listen,
+  type AdminAddress,
+  type HealthSource,
+} from '../../cli/http.ts';
 import { createFeed } from './feed.ts';
 import type { FeedConfig } from './feed-options.ts';
 import { servePage } from './page.ts';
@@ -14,6 +28,8 @@ export interface FeedServerOptions {
   /** Rows per board the analyzers publish (the most a trader can ask for). */
   top: number;
   http: { host: string; port: number };
+  /** Serve the health endpoints and `/metrics` here; the HTTP port then serves the page and `/ws`. */
+  admin?: AdminAddress | undefined;
   log: Logger;
   /** Serves `/metrics` (the process's telemetry); none when absent. */
   metrics?: HealthSource['metrics'];
@@ -36,25 +52,51 @@ export function createFeedServer(options: FeedServerOptions) {
     allowedOrigins: options.feed.allowedOrigins,
     top: options.top,
   });
+  // The feed's own connections live in feed.ts; reachability is watched on one of its own.
+  const redis = new Redis(options.connection.redisUrl, { lazyConnect: true });
+  redis.on('error', (error: Error) => log.debug({ err: error.message }, 'health redis'));
+  const redisHealth = createRedisHealth({ redis });
+  const monitor = createHealthMonitor({
+    checks: { redis: redisHealth.check },
+    log: log.child({ component: 'health' }),
+  });
   let server: Server | undefined;
-  let ready = false;
+  let adminServer: Server | undefined;
+  let listening = false;
+  let closing = false;
+  let unobserve: (() => void) | undefined;
   let started: Promise<void> | undefined;
   let closed: Promise<void> | undefined;
+  const ready = (): boolean => listening && !closing && monitor.ok();
+  const reason = (): string =>
+    closing ? 'shutting down' : listening ? monitor.reason() : 'starting';
   const health = (): Record<string, unknown> => ({
-    status: ready ? 'ok' : 'degraded',
+    status: closing ? 'stopping' : ready() ? 'ok' : 'degraded',
+    dependencies: monitor.dependencies(),
     uptimeSeconds: Math.round((Date.now() - startedAtMs) / 1000),
     feed: feed.stats(),
   });
   return {
     start: () =>
       (started ??= (async () => {
-        const app = createHttpApp({ ready: () => ready, health, metrics: options.metrics });
+        const source: HealthSource = { ready, reason, health, metrics: options.metrics };
+        unobserve = observeHealth(openbellMeter(), { monitor, ready });
+        monitor.start();
+        redisHealth.start();
+        const { admin } = options;
+        if (admin !== undefined) {
+          adminServer = await listen(createHttpApp(source), admin.host, admin.port);
+          const { port } = adminServer.address() as AddressInfo;
+          log.info({ host: admin.host, port }, 'admin listening (health and metrics)');
+        }
+        const app = createHttpApp(admin === undefined ? source : undefined);
         servePage(app);
         server = await listen(app, options.http.host, options.http.port);
+        await redis.connect();
         await feed.start();
         // Upgrades only once the feed's Redis connections are up.
         feed.attach(server);
-        ready = true;
+        listening = true;
         log.info(
           { host: options.http.host, port: (server.address() as AddressInfo).port },
           'feed listening',
@@ -62,11 +104,14 @@ export function createFeedServer(options: FeedServerOptions) {
       })()),
     close: () =>
       (closed ??= (async () => {
-        ready = false;
+        closing = true;
         await feed.close();
-        await new Promise<void>((resolve) =>
-          server === undefined ? resolve() : server.close(() => resolve()),
-        );
+        unobserve?.();
+        monitor.close();
+        redisHealth.close();
+        redis.disconnect();
+        await closeServer(server);
+        await closeServer(adminServer);
       })()),
     health,
     get port(): number {
@@ -74,6 +119,10 @@ export function createFeedServer(options: FeedServerOptions) {
     },
     get server(): Server | undefined {
       return server;
+    },
+    /** The admin server (with `admin`); the health endpoints are on `server` otherwise. */
+    get adminServer(): Server | undefined {
+      return adminServer;
     },
   };
 }

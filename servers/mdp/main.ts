@@ -1,5 +1,11 @@
 import { Command, Option } from 'commander';
-import { DEFAULT_TOPICS, MASSIVE_STOCKS_URL, parseTransportOptions } from '../../core/index.ts';
+import {
+  DEFAULT_TOPICS,
+  MASSIVE_CLIENT_DEFAULTS,
+  MASSIVE_STOCKS_URL,
+  parseTransportOptions,
+} from '../../core/index.ts';
+import { adminOptions, parseAdminFlags, type AdminFlags } from '../../cli/http.ts';
 import {
   analyzerOptions,
   connectionOptions,
@@ -20,11 +26,16 @@ import { createMdp } from './app.ts';
 import { feedOptions, parseFeedFlags, type FeedFlags } from './feed-options.ts';
 import type { PrevCloseSource } from './prev-close.ts';
 
-interface MdpFlags extends ConnectionFlags, AnalyzerFlags, FeedFlags, Partial<TelemetryFlags> {
+interface MdpFlags
+  extends ConnectionFlags, AnalyzerFlags, FeedFlags, AdminFlags, Partial<TelemetryFlags> {
   feed: boolean;
   massiveWsUrl: string;
   massiveApiKey?: string;
   topics: string;
+  massiveStallTimeoutMs: number;
+  massiveStallHours: 'session' | 'always';
+  massiveBackoffResetMs: number;
+  applyStallMs: number;
   host: string;
   port: number;
   analyzer: boolean;
@@ -58,6 +69,33 @@ export function mdpCommand(): Command {
       new Option('--topics <list>', 'comma-separated subscriptions')
         .env('MASSIVE_TOPICS')
         .default(DEFAULT_TOPICS.join(',')),
+    )
+    .addOption(
+      new Option(
+        '--massive-stall-timeout-ms <ms>',
+        'a connection with no data this long while the market is open is stalled: dropped, counted and reconnected (0: never)',
+      )
+        .env('MASSIVE_STALL_TIMEOUT_MS')
+        .argParser(integer)
+        .default(MASSIVE_CLIENT_DEFAULTS.stallTimeoutMs),
+    )
+    .addOption(
+      new Option(
+        '--massive-stall-hours <when>',
+        'when silence can be a stall: "session" (04:00-20:00 ET on trading days) or "always" (a replayer, the lab)',
+      )
+        .env('MASSIVE_STALL_HOURS')
+        .choices(['session', 'always'])
+        .default('session'),
+    )
+    .addOption(
+      new Option(
+        '--massive-backoff-reset-ms <ms>',
+        'reconnect delays start over only after a connection streamed this long',
+      )
+        .env('MASSIVE_BACKOFF_RESET_MS')
+        .argParser(integer)
+        .default(MASSIVE_CLIENT_DEFAULTS.backoffResetMs),
     );
   for (const option of connectionOptions()) command.addOption(option);
   command
@@ -76,7 +114,17 @@ export function mdpCommand(): Command {
         'do not run an analyzer in this process (lba processes do the work)',
       ).env('MDP_NO_ANALYZER'),
     );
+  for (const option of adminOptions('MDP')) command.addOption(option);
   for (const option of analyzerOptions()) command.addOption(option);
+  command.addOption(
+    new Option(
+      '--apply-stall-ms <ms>',
+      'not ready (/readyz 503) while the analyzer holds batches and no apply has succeeded for this long',
+    )
+      .env('OPENBELL_APPLY_STALL_MS')
+      .argParser(integer)
+      .default(10_000),
+  );
   const t = parseTransportOptions();
   command
     .addOption(
@@ -153,6 +201,9 @@ export function mdpCommand(): Command {
           .split(',')
           .map((s) => s.trim())
           .filter(Boolean),
+        stallTimeoutMs: flags.massiveStallTimeoutMs,
+        backoffResetMs: flags.massiveBackoffResetMs,
+        ...(flags.massiveStallHours === 'always' ? { sessionOpen: () => true } : {}),
       },
       connection: parseConnectionFlags(flags),
       transport: parseTransportOptions({
@@ -166,8 +217,10 @@ export function mdpCommand(): Command {
       }),
       board: parseBoardFlags(flags),
       analyzer: flags.analyzer,
+      applyStallMs: flags.applyStallMs,
       group: flags.group,
       http: { host: flags.host, port: flags.port },
+      admin: parseAdminFlags(flags),
       prevCloses,
       feed: flags.feed ? parseFeedFlags(flags) : undefined,
       log,
@@ -182,7 +235,7 @@ export function mdpCommand(): Command {
       },
     });
     await runService(
-      telemetry.around(mdp, () => mdp.server),
+      telemetry.around(mdp, () => mdp.adminServer ?? mdp.server),
       log,
     );
   });
