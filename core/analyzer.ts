@@ -5,7 +5,12 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { decodeBatch } from './batch.ts';
 import { createBoardPublisher, type BoardPublisher } from './board-publisher.ts';
-import { createBoardStore, type BoardStore } from './board-store.ts';
+import {
+  createBoardStore,
+  type BoardStore,
+  type DateLedger,
+  type LedgerBatch,
+} from './board-store.ts';
 import { DEFAULTS, type BoardOptions } from './config.ts';
 import {
   createBatchConsumer,
@@ -15,10 +20,11 @@ import {
 } from './consumer.ts';
 import { checkBoardEvent, createDecodeCounts, type DecodeCounts } from './decode.ts';
 import { createGroupApplier } from './group-applier.ts';
+import { createLogThrottle } from './log-throttle.ts';
 import { createDurationHistogram, openbellMeter } from './instruments.ts';
 import type { Names } from './names.ts';
 import { observeAnalyzer } from './pipeline-metrics.ts';
-import { assertTopology, type TopologyOptions } from './topology.ts';
+import { EVENTS_HEADER, assertTopology, type TopologyOptions } from './topology.ts';
 import { contextFromHeaders, createLinkRing, openbellTracer } from './tracing.ts';
 
 /** Routing keys the analyzers consume: the event types the boards are computed from. */
@@ -97,6 +103,24 @@ export interface AnalyzerStats {
   dropped: number;
   /** Failed applies (Redis unavailable), retried. */
   applyErrors: number;
+  /** Events this analyzer accounted as applied in the ledger (each batch once across analyzers). */
+  appliedEvents: number;
+  /** Events of batches found applied before (redeliveries and resent copies): not applied again. */
+  duplicateEvents: number;
+  /**
+   * Events of batches whose envelope does not decode (no id, so not in Redis's ledger): counted
+   * here, by this process, from their `x-openbell-events` header.
+   */
+  undecodableEvents: number;
+  /** Events of dead-lettered batches this analyzer accounted in the ledger as dropped by the broker. */
+  deadEvents: number;
+}
+
+/** The ledger of the newest trading date an analyzer applied, as last read from Redis. */
+export interface AnalyzerLedger extends DateLedger {
+  date: string;
+  /** When it was read, epoch ms. */
+  readAtMs: number;
 }
 
 /** A stateless analyzer: consumes event batches, applies them to the boards in Redis, publishes updates. */
@@ -112,12 +136,23 @@ export interface Analyzer {
   lagMs(): { p50: number; p99: number; max: number; count: number };
   /** The newest trading date this analyzer applied. */
   readonly latestDate: string | undefined;
+  /** The ledger of {@link Analyzer.latestDate} as last read (every second), if read yet. */
+  readonly ledger: AnalyzerLedger | undefined;
   /**
    * Counters, consumer and board-publisher state, lag percentiles, and the lag histogram itself
    * (HdrHistogram, compressed base64) so a reader can merge instances and diff two readings.
    */
   health(): Record<string, unknown>;
 }
+
+/** A batch's `x-openbell-events` header, 0 when missing or malformed. */
+function eventsOf(headers: Record<string, unknown>): number {
+  const events = headers[EVENTS_HEADER];
+  return typeof events === 'number' && Number.isSafeInteger(events) && events > 0 ? events : 0;
+}
+
+/** How often an analyzer reads its latest date's ledger for `/health` and the metrics. */
+export const LEDGER_POLL_MS = 1000;
 
 /** Creates an analyzer; nothing connects before `start()`. */
 export function createAnalyzer(options: AnalyzerOptions): Analyzer {
@@ -133,8 +168,13 @@ export function createAnalyzer(options: AnalyzerOptions): Analyzer {
     ignored: 0,
     dropped: 0,
     applyErrors: 0,
+    appliedEvents: 0,
+    duplicateEvents: 0,
+    undecodableEvents: 0,
+    deadEvents: 0,
   };
   const decodeCounts = createDecodeCounts();
+  const deadLog = createLogThrottle();
   const meter = openbellMeter();
   const lagSeconds = createDurationHistogram(
     meter,
@@ -175,6 +215,8 @@ export function createAnalyzer(options: AnalyzerOptions): Analyzer {
       stats.trades += result.trades;
       stats.duplicates += result.duplicates;
       stats.ignored += result.ignored;
+      stats.appliedEvents += result.appliedEvents;
+      stats.duplicateEvents += result.duplicateEvents;
       for (const batch of batches) {
         stats.events += batch.events.length;
         lag.recordValue(Math.min(3_600_000, Math.max(1, Math.ceil(now - batch.receivedAtMs))));
@@ -192,7 +234,12 @@ export function createAnalyzer(options: AnalyzerOptions): Analyzer {
   const handle = async (body: Buffer, info: DeliveryInfo): Promise<void> => {
     const { batch, issues } = decodeBatch(body, decodeCounts, checkBoardEvent);
     stats.dropped += issues.length;
-    if (batch === undefined) return;
+    if (batch === undefined) {
+      stats.undecodableEvents += eventsOf(info.headers);
+      return;
+    }
+    // The events the check dropped are accounted with the batch, in the ledger, exactly once.
+    (batch as LedgerBatch).malformed = issues.length;
     // One span per batch (never per event), a child of the listener's publish span.
     const span = tracer.startSpan(
       'openbell.batch apply',
@@ -228,8 +275,17 @@ export function createAnalyzer(options: AnalyzerOptions): Analyzer {
     concurrency: options.concurrency ?? Math.max(1, Math.floor(prefetch / 2)),
     ...options.consumer,
     handle,
-    onDeadLetter: (reason, events, batches) =>
-      log.warn({ reason, events, batches }, 'batches dead-lettered by the broker'),
+    onDeadLetter: async (reason, events, body) => {
+      const { batch } = decodeBatch(body, undefined, checkBoardEvent);
+      if (batch === undefined) {
+        stats.undecodableEvents += events;
+        return;
+      }
+      if (await store.countDeadLetter(batch, reason, events)) stats.deadEvents += events;
+      const suppressed = deadLog.take(reason);
+      if (suppressed !== undefined)
+        log.warn({ reason, events, suppressed }, 'batches dead-lettered by the broker');
+    },
   });
   const publisher = createBoardPublisher({
     redis,
@@ -244,6 +300,25 @@ export function createAnalyzer(options: AnalyzerOptions): Analyzer {
   let started: Promise<void> | undefined;
   let closed: Promise<void> | undefined;
   let unobserve: (() => void) | undefined;
+  let ledger: AnalyzerLedger | undefined;
+  let ledgerTimer: NodeJS.Timeout | undefined;
+  /** Reads the latest date's ledger, then schedules the next read a second after it ended. */
+  const pollLedger = (): void => {
+    ledgerTimer = setTimeout(() => {
+      const date = latestDate;
+      const read =
+        date === undefined
+          ? Promise.resolve()
+          : store.ledger(date).then((read) => {
+              ledger = { date, readAtMs: Date.now(), ...read };
+            });
+      read
+        .catch((error: unknown) => log.debug({ err: error }, 'reading the ledger failed'))
+        .finally(() => {
+          if (closed === undefined) pollLedger();
+        });
+    }, LEDGER_POLL_MS).unref();
+  };
 
   const analyzer: Analyzer = {
     start: () =>
@@ -251,9 +326,11 @@ export function createAnalyzer(options: AnalyzerOptions): Analyzer {
         unobserve = observeAnalyzer(meter, analyzer);
         await consumer.start();
         publisher.start();
+        pollLedger();
       })()),
     close: () =>
       (closed ??= (async () => {
+        clearTimeout(ledgerTimer);
         await consumer.close();
         await publisher.tick();
         await publisher.close();
@@ -273,9 +350,13 @@ export function createAnalyzer(options: AnalyzerOptions): Analyzer {
     get latestDate() {
       return latestDate;
     },
+    get ledger() {
+      return ledger;
+    },
     health() {
       return {
         ...stats,
+        ledger: ledger ?? null,
         consumer: consumer.stats,
         boards: publisher.stats,
         lagMs: this.lagMs(),

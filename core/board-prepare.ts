@@ -78,6 +78,38 @@ export function dateOfEvent(
   return undefined;
 }
 
+/**
+ * The trading date a batch is accounted on in the ledger: that of its first event with a date,
+ * else of its receive time. The analyzers (applying it) and the dead-letter count (when the broker
+ * dropped it) compute it from the same batch, so both land in the same date's ledger.
+ */
+export function ledgerDateOf(
+  batch: { events: readonly MarketEvent[]; receivedAtMs: number },
+  dateOf: (ms: number) => string = tradingDateOf,
+): string {
+  for (const event of batch.events) {
+    const date = dateOfEvent(event, dateOf);
+    if (date !== undefined) return date;
+  }
+  return dateOf(batch.receivedAtMs);
+}
+
+/** A part with nothing for the boards: a date's script call that only accounts batches in the ledger. */
+export function emptyPart(date: string): PreparedDate {
+  return {
+    date,
+    aggregateRecords: [],
+    aggregateSymbols: 0,
+    tradeRecords: [],
+    tradeSymbols: 0,
+    windowRecords: [],
+    windowTimes: 0,
+    maxTradeMs: undefined,
+    aggregates: 0,
+    trades: 0,
+  };
+}
+
 const later = (e1: number, av1: number, e2: number, av2: number): boolean =>
   e1 > e2 || (e1 === e2 && av1 > av2);
 

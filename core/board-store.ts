@@ -2,7 +2,13 @@ import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { pack } from 'msgpackr';
 import type { EventBatch } from './batch.ts';
-import { dateOfEvent, prepareGroup, type PreparedDate } from './board-prepare.ts';
+import {
+  dateOfEvent,
+  emptyPart,
+  ledgerDateOf,
+  prepareGroup,
+  type PreparedDate,
+} from './board-prepare.ts';
 import type { BoardOptions } from './config.ts';
 import { BOARD_NAMES, type BoardName, type Names } from './names.ts';
 import { stateUnpackr } from './symbol-state.ts';
@@ -23,6 +29,23 @@ export interface BoardsView {
   boards: Record<BoardName, BoardRow[]>;
 }
 
+/**
+ * A batch as the analyzers apply it: decoded, with the count of its events their check dropped as
+ * malformed (accounted in the ledger with the batch, exactly once).
+ */
+export interface LedgerBatch extends EventBatch {
+  /** Events of the batch as published that the analyzer's check dropped. @default 0 */
+  malformed?: number;
+}
+
+/** A trading date's ledger in Redis, as {@link BoardStore.ledger} reads it. */
+export interface DateLedger {
+  /** Events of the batches accounted on the date, applied exactly once (ignored ones included). */
+  applied: number;
+  /** Events dropped after the listener, by `<stage>/<reason>` (`broker/expired`, …). */
+  dropped: Record<string, number>;
+}
+
 /** What applying one batch did. */
 export interface ApplyResult {
   /** Batches (per trading date they touch) skipped because their id was applied before. */
@@ -35,6 +58,10 @@ export interface ApplyResult {
   ignored: number;
   /** Trading dates the batch touched. */
   dates: string[];
+  /** Events of the batches this call accounted in the ledger as applied (each batch once, ever). */
+  appliedEvents: number;
+  /** Events of the batches this call found accounted before (redeliveries, resent copies). */
+  duplicateEvents: number;
 }
 
 /** Options of {@link createBoardStore}. */
@@ -54,7 +81,14 @@ export interface BoardStore {
    * Applies several batches in one script call per trading date, each exactly once: a hot symbol
    * is then read and written once per group instead of once per batch.
    */
-  applyBatches(batches: readonly EventBatch[]): Promise<ApplyResult>;
+  applyBatches(batches: readonly LedgerBatch[]): Promise<ApplyResult>;
+  /**
+   * Accounts one batch the broker dead-lettered in its date's ledger (see `ledgerDateOf`): once,
+   * and not at all when the analyzers applied another copy of it. Returns whether it counted.
+   */
+  countDeadLetter(batch: EventBatch, reason: string, events: number): Promise<boolean>;
+  /** The ledger of `date`: events applied and dropped after the listener, each counted once. */
+  ledger(date: string): Promise<DateLedger>;
   /** Stores previous closes for `date` and ranks gappers for symbols that already trade. */
   setPrevCloses(date: string, closes: ReadonlyMap<string, number>): Promise<number>;
   /** Recomputes the momentum board at the current window end; returns its size. */
@@ -82,6 +116,7 @@ const lua = (file: string): string => readFileSync(new URL(`lua/${file}`, import
 const APPLY = lua('apply.lua');
 const REFRESH = lua('refresh.lua');
 const PREV_CLOSE = lua('prev-close.lua');
+const DEAD = lua('dead.lua');
 // Store the newest date string (YYYY-MM-DD compares correctly as text).
 const SET_LATEST =
   "local cur = redis.call('GET', KEYS[1]) if not cur or ARGV[1] > cur then redis.call('SET', KEYS[1], ARGV[1]) end return 1";
@@ -91,6 +126,7 @@ type ScriptRedis = Redis & {
   openbellRefresh(...args: string[]): Promise<number | string[]>;
   openbellPrevClose(...args: string[]): Promise<number>;
   openbellSetLatest(key: string, date: string): Promise<number>;
+  openbellDead(...args: string[]): Promise<number>;
 };
 
 /** Creates the board store on a connected ioredis client (scripts are loaded once, then called by SHA). */
@@ -99,16 +135,28 @@ export function createBoardStore(options: BoardStoreOptions): BoardStore {
   const retention = String(options.retentionMs ?? 4 * 86_400_000);
   const redis = options.redis as ScriptRedis;
   if (typeof redis.openbellApply !== 'function') {
-    redis.defineCommand('openbellApply', { numberOfKeys: 10, lua: APPLY });
+    redis.defineCommand('openbellApply', { numberOfKeys: 12, lua: APPLY });
+    redis.defineCommand('openbellDead', { numberOfKeys: 3, lua: DEAD });
     redis.defineCommand('openbellRefresh', { numberOfKeys: 4, lua: REFRESH });
     redis.defineCommand('openbellPrevClose', { numberOfKeys: 4, lua: PREV_CLOSE });
     redis.defineCommand('openbellSetLatest', { numberOfKeys: 1, lua: SET_LATEST });
   }
   const latestSeen = { date: '' };
 
-  /** Runs the apply script for one date; returns the ids it refused as applied before. */
-  const applyPart = async (part: PreparedDate, ids: readonly string[]): Promise<string[]> => {
+  /**
+   * Runs the apply script for one date over `batches` (those with events on the date, and those
+   * accounted on it in the ledger); returns the ids it refused as applied before.
+   */
+  const applyPart = async (
+    part: PreparedDate,
+    batches: readonly LedgerBatch[],
+  ): Promise<string[]> => {
     const d = part.date;
+    const ledger: (string | number)[] = [];
+    for (const batch of batches) {
+      if (ledgerDateOf(batch) === d)
+        ledger.push(batch.id, batch.events.length, batch.malformed ?? 0);
+    }
     const [applied, detail] = await redis.openbellApply(
       names.appliedBatches(d),
       names.market(d),
@@ -120,7 +168,9 @@ export function createBoardStore(options: BoardStoreOptions): BoardStore {
       names.board(d, 'volume'),
       names.board(d, 'trades'),
       names.states(d),
-      ids.join(','),
+      names.ledger(d),
+      names.deadBatches(d),
+      batches.map((b) => b.id).join(','),
       String(board.windowMs),
       retention,
       String(part.aggregateSymbols),
@@ -131,38 +181,49 @@ export function createBoardStore(options: BoardStoreOptions): BoardStore {
       String(part.windowTimes),
       // Numbers travel as msgpack numbers: no string parsing or interning in the script.
       pack([part.aggregateRecords, part.tradeRecords, part.windowRecords]),
+      pack(ledger),
     );
     return applied === 1 ? [] : (detail as string[]);
+  };
+
+  /** Events of the batches among `batches` accounted on `date`. */
+  const ledgerEvents = (batches: readonly LedgerBatch[], date: string): number => {
+    let events = 0;
+    for (const batch of batches) if (ledgerDateOf(batch) === date) events += batch.events.length;
+    return events;
   };
 
   /** Applies the parts of `group` on `date`, dropping batches the script says were applied before. */
   const applyDate = async (
     date: string,
-    group: readonly EventBatch[],
+    group: readonly LedgerBatch[],
     result: ApplyResult,
   ): Promise<void> => {
     let batches = group;
     for (;;) {
-      const part = prepareGroup(batches).dates.find((p) => p.date === date);
+      const accounted = batches.some((b) => ledgerDateOf(b) === date);
+      const part =
+        prepareGroup(batches).dates.find((p) => p.date === date) ??
+        (accounted ? emptyPart(date) : undefined);
       if (part === undefined) return;
-      const refused = new Set(
-        await applyPart(
-          part,
-          batches.map((b) => b.id),
-        ),
-      );
+      const refused = new Set(await applyPart(part, batches));
       if (refused.size === 0) {
         result.applied += batches.length;
         result.aggregates += part.aggregates;
         result.trades += part.trades;
+        result.appliedEvents += ledgerEvents(batches, date);
         return;
       }
       result.duplicates += refused.size;
+      result.duplicateEvents += ledgerEvents(
+        batches.filter((b) => refused.has(b.id)),
+        date,
+      );
       batches = batches.filter((b) => !refused.has(b.id));
     }
   };
 
-  const applyBatches = async (group: readonly EventBatch[]): Promise<ApplyResult> => {
+  const applyBatches = async (group: readonly LedgerBatch[]): Promise<ApplyResult> => {
     const unique = [...new Map(group.map((b) => [b.id, b])).values()];
     const prepared = prepareGroup(unique);
     const result: ApplyResult = {
@@ -172,22 +233,28 @@ export function createBoardStore(options: BoardStoreOptions): BoardStore {
       trades: 0,
       ignored: prepared.ignored,
       dates: prepared.dates.map((p) => p.date),
+      appliedEvents: 0,
+      duplicateEvents: 0,
     };
-    if (prepared.dates.length === 1) {
+    const accountedOn = new Map(unique.map((b) => [b, ledgerDateOf(b)]));
+    const dates = [...new Set([...result.dates, ...accountedOn.values()])].sort();
+    if (dates.length === 1 && prepared.dates.length === 1) {
       // The common case: one date, one script call for the whole group.
       const [part] = prepared.dates;
-      const refused = await applyPart(
-        part!,
-        unique.map((b) => b.id),
-      );
+      const refused = await applyPart(part!, unique);
       if (refused.length === 0) {
         Object.assign(result, {
           applied: unique.length,
           aggregates: part!.aggregates,
           trades: part!.trades,
+          appliedEvents: ledgerEvents(unique, part!.date),
         });
       } else {
         result.duplicates += refused.length;
+        result.duplicateEvents += ledgerEvents(
+          unique.filter((b) => refused.includes(b.id)),
+          part!.date,
+        );
         await applyDate(
           part!.date,
           unique.filter((b) => !refused.includes(b.id)),
@@ -195,10 +262,12 @@ export function createBoardStore(options: BoardStoreOptions): BoardStore {
         );
       }
     } else {
-      for (const date of result.dates) {
+      for (const date of dates) {
         await applyDate(
           date,
-          unique.filter((b) => b.events.some((e) => dateOfEvent(e) === date)),
+          unique.filter(
+            (b) => accountedOn.get(b) === date || b.events.some((e) => dateOfEvent(e) === date),
+          ),
           result,
         );
       }
@@ -210,6 +279,33 @@ export function createBoardStore(options: BoardStoreOptions): BoardStore {
       }
     }
     return result;
+  };
+
+  const countDeadLetter = async (
+    batch: EventBatch,
+    reason: string,
+    events: number,
+  ): Promise<boolean> => {
+    const date = ledgerDateOf(batch);
+    const counted = await redis.openbellDead(
+      names.appliedBatches(date),
+      names.ledger(date),
+      names.deadBatches(date),
+      batch.id,
+      reason,
+      String(events),
+      retention,
+    );
+    return counted === 1;
+  };
+
+  const ledger = async (date: string): Promise<DateLedger> => {
+    const fields = await redis.hgetall(names.ledger(date));
+    const dropped: Record<string, number> = {};
+    for (const [field, value] of Object.entries(fields)) {
+      if (field !== 'applied' && Number(value) !== 0) dropped[field] = Number(value);
+    }
+    return { applied: Number(fields['applied'] ?? 0), dropped };
   };
 
   const setPrevCloses = async (
@@ -303,6 +399,8 @@ export function createBoardStore(options: BoardStoreOptions): BoardStore {
   return {
     applyBatch: (batch) => applyBatches([batch]),
     applyBatches,
+    countDeadLetter,
+    ledger,
     setPrevCloses,
     refreshMomentum,
     readBoards,

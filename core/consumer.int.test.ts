@@ -137,7 +137,7 @@ describe('batch consumer', () => {
     const handle = vi.fn(sync());
     const input = consumer(handle, {
       topology,
-      onDeadLetter: (reason, events, batches) => reports.push([reason, events, batches]),
+      onDeadLetter: (reason, events) => void reports.push([reason, events, 1]),
     });
     await input.start();
     await vi.waitFor(() => expect(reports).toHaveLength(3));

@@ -50,11 +50,12 @@ export interface BatchConsumerOptions {
    */
   handle(body: Buffer, info: DeliveryInfo): Promise<void>;
   /**
-   * Reports a batch this group lost to the broker, once per dead-lettered message (so `batches`
-   * is 1): `reason` is RabbitMQ's (`expired`, `maxlen`, `rejected`), `events` the batch's
-   * `x-openbell-events` count.
+   * Reports a batch this group lost to the broker, once per dead-lettered message: `reason` is
+   * RabbitMQ's (`expired`, `maxlen`, `rejected`), `events` the batch's `x-openbell-events` count,
+   * `body` the batch. The dead letter is acked once the returned promise resolves; a rejection
+   * gives it back to the dead-letter queue, to be reported again after a retry delay.
    */
-  onDeadLetter?(reason: string, events: number, batches: number): void;
+  onDeadLetter?(reason: string, events: number, body: Buffer): Promise<void> | void;
 }
 
 /** Live counters of a {@link BatchConsumer}. */
@@ -385,23 +386,44 @@ class AmqpBatchConsumer implements BatchConsumer {
 
   private onDeadLetter(session: Session, message: ConsumeMessage | null): void {
     if (message === null) return this.onCancelled(session);
+    void this.reportDeadLetter(session, message);
+  }
+
+  /**
+   * Counts a dead letter that died in this group's queue and hands it to `onDeadLetter`, then acks
+   * it. The dead-letter exchange is a fanout shared by every group of the namespace: what died in
+   * another group's queue is acked uncounted.
+   */
+  private async reportDeadLetter(session: Session, message: ConsumeMessage): Promise<void> {
     const dead = readDeadLetter(message.properties.headers);
-    // The dead-letter exchange is a fanout shared by every group of the namespace: count only
-    // what died in this group's queue, and ack the rest.
     if (dead !== undefined && dead.queue === this.queue) {
       const { reason, events } = dead;
-      this.stats.deadLettered[reason] = (this.stats.deadLettered[reason] ?? 0) + events;
       try {
-        this.input.onDeadLetter?.(reason, events, 1);
+        await this.input.onDeadLetter?.(reason, events, message.content);
       } catch (error) {
-        this.log.warn({ err: error }, 'onDeadLetter threw; the dead letter is counted and acked');
+        this.stats.retries++;
+        this.log.warn({ err: error, reason }, 'counting a dead letter failed; it is given back');
+        // Given back after a pause, so a failing report does not spin on the same message.
+        const delayMs = this.options.retryMaxMs;
+        setTimeout(() => this.giveBack(session, message), delayMs).unref();
+        return;
       }
+      this.stats.deadLettered[reason] = (this.stats.deadLettered[reason] ?? 0) + events;
     }
     try {
       session.channel.ack(message);
     } catch (error) {
       // The channel closed meanwhile; the dead letter is redelivered and counted then.
       this.log.debug({ err: error }, 'acking a dead letter on a closed channel');
+    }
+  }
+
+  private giveBack(session: Session, message: ConsumeMessage): void {
+    if (!session.open) return;
+    try {
+      session.channel.nack(message, false, true);
+    } catch (error) {
+      this.log.debug({ err: error }, 'giving back a dead letter on a closed channel');
     }
   }
 

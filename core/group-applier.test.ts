@@ -22,6 +22,8 @@ function manualStore() {
     trades: 0,
     ignored: 0,
     dates: [],
+    appliedEvents: 0,
+    duplicateEvents: 0,
   };
   return {
     groups,

@@ -104,12 +104,16 @@ export type {
   BoardStore,
   BoardStoreOptions,
   BoardsView,
+  DateLedger,
+  LedgerBatch,
 } from './board-store.ts';
+export { listenerLedger, reconcileLedger } from './ledger.ts';
+export type { LedgerBalance, LedgerParts, ListenerLedger } from './ledger.ts';
 export { computeBoards } from './board-oracle.ts';
 export { createBoardPublisher } from './board-publisher.ts';
 export type { BoardPublisher, BoardPublisherOptions, BoardUpdate } from './board-publisher.ts';
 export { ANALYZER_BINDINGS, createAnalyzer, declareAnalyzerQueue } from './analyzer.ts';
-export type { Analyzer, AnalyzerOptions, AnalyzerStats } from './analyzer.ts';
+export type { Analyzer, AnalyzerLedger, AnalyzerOptions, AnalyzerStats } from './analyzer.ts';
 export { RecordBuffer, StagedEvents, transcodeFrame } from './event-records.ts';
 export { createListener } from './listener.ts';
 export type { EncodedBatch, Listener, ListenerOptions, ListenerStats } from './listener.ts';

@@ -131,7 +131,12 @@ describe('listener', () => {
     const started = Date.now();
     await listener.close(200);
     expect(Date.now() - started).toBeLessThan(2000);
-    expect(listener.stats).toMatchObject({ droppedEvents: 25, bufferedEvents: 0, batches: 0 });
+    expect(listener.stats).toMatchObject({
+      droppedEvents: 0,
+      closedEvents: 25,
+      bufferedEvents: 0,
+      batches: 0,
+    });
   });
 
   it('seals a partial batch after the delay limit', async () => {

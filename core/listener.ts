@@ -27,6 +27,8 @@ export interface ListenerStats {
   /** Events dropped because the buffer was full (oldest first). */
   droppedEvents: number;
   droppedBatches: number;
+  /** Events still buffered when the listener closed (the broker did not take them in time). */
+  closedEvents: number;
   /** Events waiting in the buffer now. */
   bufferedEvents: number;
 }
@@ -102,6 +104,7 @@ export function createListener(options: ListenerOptions): Listener {
     batches: 0,
     droppedEvents: 0,
     droppedBatches: 0,
+    closedEvents: 0,
     bufferedEvents: 0,
   };
   // One open batch per event type (by index in EVENT_TYPES), its buffer reused batch after batch.
@@ -279,7 +282,7 @@ export function createListener(options: ListenerOptions): Listener {
       closed = true;
       if (stats.bufferedEvents > 0) {
         // The broker did not take them in time: they are lost, and said so.
-        stats.droppedEvents += stats.bufferedEvents;
+        stats.closedEvents += stats.bufferedEvents;
         log.warn(
           { droppedEvents: stats.bufferedEvents },
           'listener closed with events still buffered',

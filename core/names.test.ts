@@ -10,6 +10,8 @@ describe('createNames', () => {
     expect(names.windowTrades('2026-11-24')).toBe('openbell:window:{2026-11-24}');
     expect(names.prevClose('2026-11-24')).toBe('openbell:prevclose:{2026-11-24}');
     expect(names.appliedBatches('2026-11-24')).toBe('openbell:batches:{2026-11-24}');
+    expect(names.ledger('2026-11-24')).toBe('openbell:ledger:{2026-11-24}');
+    expect(names.deadBatches('2026-11-24')).toBe('openbell:dead:{2026-11-24}');
     expect(names.boardUpdates('2026-11-24')).toBe('openbell:updates:{2026-11-24}');
     expect(names.exchange).toBe('openbell.events');
     expect(names.queue('analyzers')).toBe('openbell.analyzers');

@@ -49,6 +49,14 @@ export interface Names {
   prevClose(date: string): string;
   /** Set of batch ids already applied on a trading date (exactly-once under redelivery). */
   appliedBatches(date: string): string;
+  /**
+   * Hash of the ledger of a trading date: `applied` (events of the batches accounted on the date,
+   * applied exactly once) and `<stage>/<reason>` events dropped after the listener (e.g.
+   * `broker/expired`, `analyzer/malformed`).
+   */
+  ledger(date: string): string;
+  /** Hash of the batches of a trading date the broker dead-lettered: id → `reason|events`. */
+  deadBatches(date: string): string;
   /** Pub/sub channel of conflated board updates for a trading date. */
   boardUpdates(date: string): string;
   /** Durable topic exchange the listener publishes event batches to. */
@@ -86,6 +94,8 @@ export function createNames(options: NamesOptions = {}): Names {
     latestDate: `${ns}:latest-date`,
     prevClose: (date) => key('prevclose', date),
     appliedBatches: (date) => key('batches', date),
+    ledger: (date) => key('ledger', date),
+    deadBatches: (date) => key('dead', date),
     boardUpdates: (date) => key('updates', date),
     exchange: `${ns}.events`,
     queue: (group) => {

@@ -58,6 +58,7 @@ export function observeListener(meter: Meter, parts: ListenerParts): () => void 
     const drop = (stage: string, reason: string, n: number): void =>
       o.observe(m.dropped, n, { stage, reason });
     drop('listener', 'buffer_full', listener.stats.droppedEvents);
+    drop('listener', 'closed', listener.stats.closedEvents);
     drop('publisher', 'unroutable', publisher.stats.unroutableEvents);
     drop('publisher', 'nacked', publisher.stats.nackedEvents);
     drop('publisher', 'lost', publisher.stats.lostEvents);
@@ -82,6 +83,16 @@ export function observeAnalyzer(meter: Meter, analyzer: Analyzer): () => void {
     skipped: counter(meter, 'openbell_events_skipped', 'Events skipped, by reason'),
     errors: counter(meter, 'openbell_apply_errors', 'Failed board applies'),
     dropped: counter(meter, 'openbell_dropped_events', 'Events lost, by stage and reason'),
+    ledgerApplied: gauge(
+      meter,
+      'openbell_ledger_applied_events',
+      "Events applied exactly once on the newest date, from Redis's ledger (same in every analyzer)",
+    ),
+    ledgerDropped: gauge(
+      meter,
+      'openbell_ledger_dropped_events',
+      "Events dropped after the listener on the newest date, from Redis's ledger, by stage and reason",
+    ),
     boards: counter(meter, 'openbell_board_updates_published', 'Board updates published'),
     boardErrors: counter(meter, 'openbell_board_publish_errors', 'Failed publication rounds'),
   };
@@ -105,6 +116,15 @@ export function observeAnalyzer(meter: Meter, analyzer: Analyzer): () => void {
     o.observe(m.skipped, stats.ignored, { reason: 'ignored' });
     o.observe(m.errors, stats.applyErrors);
     o.observe(m.dropped, stats.dropped, { stage: 'analyzer', reason: 'malformed' });
+    o.observe(m.dropped, stats.undecodableEvents, { stage: 'analyzer', reason: 'undecodable' });
+    const ledger = analyzer.ledger;
+    if (ledger !== undefined) {
+      o.observe(m.ledgerApplied, ledger.applied, { date: ledger.date });
+      for (const [key, n] of Object.entries(ledger.dropped)) {
+        const [stage = key, reason = ''] = key.split('/');
+        o.observe(m.ledgerDropped, n, { date: ledger.date, stage, reason });
+      }
+    }
     // Every reason exists at 0 from the start, so a run's first drop shows as an increase.
     const dead = {
       expired: 0,

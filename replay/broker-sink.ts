@@ -158,7 +158,8 @@ export function createBrokerSink(options: BrokerSinkOptions): BrokerSink {
     stats: () => {
       const s = listener.stats;
       const events = Object.values(s.events).reduce((sum, n) => sum + n, 0);
-      return { events, batches: s.batches, dropped: s.droppedEvents, workers: workersStarted };
+      const dropped = s.droppedEvents + s.closedEvents;
+      return { events, batches: s.batches, dropped, workers: workersStarted };
     },
   };
 }

@@ -2,7 +2,7 @@
 -- result does not depend on the order groups arrive in, nor on how many analyzers apply them.
 -- KEYS: 1 applied batch ids, 2 market hash, 3 window trades zset, 4 previous closes,
 --       5 symbols without a previous close, 6 gappers, 7 gainers, 8 volume, 9 trades,
---       10 symbol states hash
+--       10 symbol states hash, 11 ledger hash, 12 dead-lettered batches hash
 -- ARGV: 1 batch ids (comma-separated; the first names the group), 2 window ms, 3 retention ms,
 --       4 aggregate symbols, 5 trade symbols, 6 newest trade time ('' without trades),
 --       7 aggregate events, 8 trade events, 9 distinct trade times,
@@ -10,11 +10,13 @@
 --   aggregates: sym, e, av, c, oe, oav, op (zeros when no bar of the group carried op)
 --   trades:     sym, count, notional units, first t
 --   window:     t, 'sym|count|units;…' (every trade entry at that time, packed by the analyzer)
+--       11 msgpack ledger entries of the batches accounted on this date: id, events, malformed
 -- Each symbol's state is read once and written once; each board gets one command per group.
 -- Board scores are stored negated so that ZRANGE gives score descending, ties by symbol ascending.
 local call, tonumber, argv = redis.call, tonumber, ARGV
 -- Everything that can fail on bad input runs before the batch ids are marked applied.
 local records = cmsgpack.unpack(argv[10])
+local ledger = cmsgpack.unpack(argv[11])
 
 -- Exactly once: when any batch of the group was applied before, nothing is applied and those
 -- ids are returned, so the caller can apply the group again without them.
@@ -38,6 +40,31 @@ if #duplicates > 0 then
 end
 for k = 1, #ids, 2000 do
   call('SADD', KEYS[1], unpack(ids, k, math.min(k + 1999, #ids)))
+end
+-- The ledger: the events of the batches accounted on this date are applied, exactly once as the
+-- ids above. A copy of one of them counted as dead-lettered before (the publisher resent a batch the
+-- broker had taken) was a duplicate, not a loss: that count is taken back.
+if #ledger > 0 then
+  local appliedEvents, malformedEvents, ledgerIds = 0, 0, {}
+  for k = 1, #ledger, 3 do
+    ledgerIds[#ledgerIds + 1] = ledger[k]
+    appliedEvents = appliedEvents + ledger[k + 1]
+    malformedEvents = malformedEvents + ledger[k + 2]
+  end
+  for k = 1, #ledgerIds, 2000 do
+    local last = math.min(k + 1999, #ledgerIds)
+    for n, dead in ipairs(call('HMGET', KEYS[12], unpack(ledgerIds, k, last))) do
+      if dead then
+        local reason, events = string.match(dead, '^(.-)|(%d+)$')
+        call('HINCRBY', KEYS[11], 'broker/' .. reason, 0 - tonumber(events))
+        call('HDEL', KEYS[12], ledgerIds[k + n - 1])
+      end
+    end
+  end
+  call('HINCRBY', KEYS[11], 'applied', appliedEvents)
+  if malformedEvents > 0 then
+    call('HINCRBY', KEYS[11], 'analyzer/malformed', malformedEvents)
+  end
 end
 local groupId = ids[1]
 local windowMs, retentionMs = tonumber(argv[2]), argv[3]
@@ -254,7 +281,7 @@ if changed > 0 then
 end
 call('HINCRBY', KEYS[2], 'appliedAggregates', argv[7])
 call('HINCRBY', KEYS[2], 'appliedTrades', argv[8])
-for k = 1, 10 do
+for k = 1, 12 do
   call('PEXPIRE', KEYS[k], retentionMs)
 end
 return { 1, changed }

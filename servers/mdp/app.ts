@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import {
   createAnalyzer,
   createBatchPublisher,
+  listenerLedger,
   createApplyCheck,
   createBoardStore,
   createDecodeCounts,
@@ -221,6 +222,7 @@ export function createMdp(options: MdpOptions): Mdp {
     decodeIssues: Object.fromEntries(Object.entries(decodeCounts).filter(([, n]) => n > 0)),
     listener: listener.stats,
     publisher: publisher.stats,
+    ledger: listenerLedger(listener.stats, publisher.stats),
     analyzer: analyzer === undefined ? null : analyzer.health(),
     feed: feed === undefined ? null : feed.stats(),
     rates: meter.rates(),
