@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseExporterConfig } from './config.ts';
+import { loadExporterConfig, parseExporterConfig } from './config.ts';
 import { createExporter, type Exporter } from './server.ts';
 import { ownMetrics, probe, sampleValue, TestTargets } from './test-helpers.ts';
 
@@ -182,5 +182,59 @@ describe('exporter redirects', () => {
     } finally {
       await other.close();
     }
+  });
+});
+
+describe('exporter/openbell.yml', () => {
+  const targets = new TestTargets();
+  const seen: Seen[] = [];
+  let exporter: Exporter;
+  let base = '';
+
+  beforeAll(async () => {
+    base = await targets.start(
+      recording(seen, (url) => (url === '/moved' ? '302 http://192.0.2.1:8080/health' : undefined)),
+    );
+    const { config, baseDir } = loadExporterConfig('exporter/openbell.yml');
+    exporter = createExporter({ config, baseDir, host: '127.0.0.1', port: 0, log });
+    await exporter.start();
+  });
+
+  afterAll(async () => {
+    await exporter?.close();
+    await targets.close();
+  });
+
+  it('probes loopback targets on any port, and nothing else', async () => {
+    const port = new URL(base).port;
+    expect((await probe(exporter, 'openbell', `${base}/health`)).text).toContain(
+      'openbell_health_status 1\n',
+    );
+    for (const host of ['localhost', '[::1]', '127.0.0.1'])
+      for (const target of [`http://${host}:${port}/health`, `https://${host}/health`])
+        expect((await probe(exporter, 'openbell', target)).status, target).toBe(200);
+    for (const target of [
+      'http://192.0.2.1:8080/health',
+      'http://mdp:8080/health',
+      `http://127.0.0.1.nip.io:${port}/health`,
+      `http://localhost.example:${port}/health`,
+      `http://127.0.0.1:${port}@192.0.2.1/health`,
+      'http://[::2]/health',
+    ]) {
+      const refused = await probe(exporter, 'openbell', target);
+      expect(refused.status, target).toBe(403);
+      expect(refused.text).toContain('target not allowed for module "openbell"');
+    }
+  });
+
+  it('fails a redirect from a loopback target to anywhere else without following it', async () => {
+    const { text } = await probe(exporter, 'openbell', `${base}/moved`);
+    expect(text).toContain('probe_success 0\n');
+    expect(
+      sampleValue(
+        await ownMetrics(exporter),
+        'openbell_exporter_probe_failures_total{module="openbell",reason="redirect_not_allowed"}',
+      ),
+    ).toBe(1);
   });
 });
