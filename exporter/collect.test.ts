@@ -1,13 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import { collectSamples, type Collected } from './collect.ts';
 import { parseExporterConfig } from './config.ts';
+import { ProbeError } from './errors.ts';
 import { formatExposition } from './exposition.ts';
+import { DEFAULT_PROBE_LIMITS } from './limits.ts';
 import { compileModule } from './plan.ts';
 import { promtoolCheckMetrics } from './promtool.ts';
 
-const collect = (metrics: unknown[], document: unknown): Collected & { text: string } => {
+const collect = (
+  metrics: unknown[],
+  document: unknown,
+  limits = DEFAULT_PROBE_LIMITS,
+): Collected & { text: string } => {
   const config = parseExporterConfig({ modules: { m: { metrics } } });
-  const collected = collectSamples(compileModule(config.modules['m']!), document);
+  const collected = collectSamples(compileModule(config.modules['m']!), document, limits);
   return { ...collected, text: formatExposition(collected.families) };
 };
 const lines = (text: string): string[] => text.split('\n').filter((l) => !l.startsWith('#'));
@@ -168,7 +174,13 @@ describe('collectSamples', () => {
       numeric: '-2.5e3',
     });
     expect(lines(result.text)).toEqual(['num 1.5', 'flag 1', 'numeric -2500', '']);
-    expect(result.skipped).toEqual({ missing: 2, not_a_number: 3, ambiguous: 1, not_an_object: 1 });
+    expect(result.skipped).toEqual({
+      missing: 2,
+      not_a_number: 3,
+      ambiguous: 1,
+      not_an_object: 1,
+      label_value_too_long: 0,
+    });
   });
 
   it('does not count missing values with allow_missing_key', () => {
@@ -235,5 +247,75 @@ describe('collectSamples', () => {
       { status: 'ok', events: { A: 5, 'T"\\': 7 }, odd: 'NaN', weird: 'a"\\\nb' },
     );
     expect(promtoolCheckMetrics(text)).toEqual({ status: 0, output: '' });
+  });
+});
+
+describe('collectSamples limits', () => {
+  const limits = { ...DEFAULT_PROBE_LIMITS, maxSeries: 100, maxLabelValueBytes: 10 };
+  const items = { name: 'item', type: 'object', path: '{.items[*]}', labels: { id: '{.i}' } };
+  const itemMetric = { ...items, values: { v: '{.v}' } };
+
+  /** `n` entries (array items or object keys) whose reads are counted. */
+  function watched<T extends object>(target: T, n: number, entry: (i: number) => unknown) {
+    const reads = { count: 0 };
+    for (let i = 0; i < n; i++)
+      Object.defineProperty(target, Array.isArray(target) ? i : `k${i}`, {
+        enumerable: true,
+        get: () => (reads.count++, entry(i)),
+      });
+    return { target, reads };
+  }
+  const tooMany = (run: () => unknown): ProbeError => {
+    try {
+      run();
+    } catch (error) {
+      if (error instanceof ProbeError) return error;
+      throw error;
+    }
+    throw new Error('expected a ProbeError');
+  };
+
+  it('stops reading a document at the item past maxSeries', () => {
+    const array = watched([] as unknown[], 100_000, (i) => ({ i, v: 1 }));
+    const error = tooMany(() => collect([itemMetric], { items: array.target }, limits));
+    expect(error.code).toBe('too_many_series');
+    expect(error.message).toBe('metric item: its path selects more than 100 items (maxSeries)');
+    expect(array.reads.count).toBeLessThanOrEqual(101);
+    const keys = watched({}, 100_000, () => 1);
+    const metric = { name: 'n', type: 'object', path: '{.counts}', keyLabel: 'key' };
+    expect(tooMany(() => collect([metric], { counts: keys.target }, limits)).code).toBe(
+      'too_many_series',
+    );
+    expect(keys.reads.count).toBeLessThanOrEqual(101);
+  });
+
+  it('fails at the series past maxSeries, counting every metric and no duplicate', () => {
+    const document = { items: Array.from({ length: 60 }, (_, i) => ({ i, v: 1, w: 2 })) };
+    const both = { ...items, values: { v: '{.v}', w: '{.w}' } };
+    expect(tooMany(() => collect([both], document, limits)).message).toBe(
+      'more than 100 series (maxSeries)',
+    );
+    const twice = collect([itemMetric, itemMetric], document, limits);
+    expect(twice.duplicates).toBe(60);
+    expect(lines(twice.text)).toHaveLength(61);
+  });
+
+  it('drops series with a label value over maxLabelValueBytes, reading no more than needed', () => {
+    const tags = watched([] as unknown[], 100_000, () => 't');
+    const metric = { name: 'tagged', path: '1', labels: { tags: '{.tags[*]}' } };
+    const result = collect(
+      [itemMetric, metric],
+      {
+        items: [
+          { i: '0123456789', v: 1 },
+          { i: 'é'.repeat(6), v: 2 },
+        ],
+        tags: tags.target,
+      },
+      limits,
+    );
+    expect(lines(result.text)).toEqual(['item_v{id="0123456789"} 1', '']);
+    expect(result.skipped.label_value_too_long).toBe(2);
+    expect(tags.reads.count).toBeLessThanOrEqual(12);
   });
 });

@@ -2,7 +2,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { formatKeyPath, loadExporterConfig, parseExporterConfig } from './config.ts';
+import {
+  formatKeyPath,
+  loadExporterConfig,
+  parseAllowedTargets,
+  parseExporterConfig,
+} from './config.ts';
 
 const metric = (extra: Record<string, unknown> = {}): Record<string, unknown> => ({
   name: 'm',
@@ -183,5 +188,19 @@ describe('formatKeyPath', () => {
       'modules.a.metrics[2].valuetype',
     );
     expect(formatKeyPath([])).toBe('');
+  });
+});
+
+describe('parseAllowedTargets', () => {
+  it('splits regular expressions on white space, keeping commas inside them', () => {
+    expect(parseAllowedTargets(' http://mdp:8080/health\n  http://a{1,2}/x ')).toEqual([
+      'http://mdp:8080/health',
+      'http://a{1,2}/x',
+    ]);
+  });
+
+  it('names one that does not compile, and refuses none', () => {
+    expect(() => parseAllowedTargets('ok ((')).toThrow('"((": not a regular expression');
+    expect(() => parseAllowedTargets('  ')).toThrow('expected at least one regular expression');
   });
 });

@@ -152,19 +152,7 @@ const moduleConfig = z
      * probe of any other target is refused (403), so the module's credentials go nowhere else.
      */
     allowedTargets: z
-      .array(
-        z.string().refine(
-          (source) => {
-            try {
-              new RegExp(source);
-              return true;
-            } catch {
-              return false;
-            }
-          },
-          { error: 'expected a regular expression' },
-        ),
-      )
+      .array(z.string().refine(isRegExp, { error: 'expected a regular expression' }))
       .min(1)
       .optional(),
   })
@@ -196,6 +184,28 @@ export type ModuleConfig = z.output<typeof moduleConfig>;
 export type MetricConfig = z.output<typeof metric>;
 /** A module's `http_client_config`. */
 export type HttpClientConfig = z.output<typeof httpClientConfig>;
+
+/**
+ * Parses `--allowed-targets`: regular expressions separated by white space (a URL has none);
+ * throws naming the one that does not compile, or when there is none.
+ */
+export function parseAllowedTargets(text: string): string[] {
+  const sources = text.split(/\s+/).filter((source) => source !== '');
+  if (sources.length === 0) throw new Error('expected at least one regular expression');
+  for (const source of sources)
+    if (!isRegExp(source)) throw new Error(`${JSON.stringify(source)}: not a regular expression`);
+  return sources;
+}
+
+function isRegExp(source: string): boolean {
+  try {
+    new RegExp(source);
+    return true;
+  } catch {
+    // The message of a SyntaxError adds nothing to "not a regular expression".
+    return false;
+  }
+}
 
 /** The metric families a metric config produces: its name, or `<name>_<value key>` per value. */
 export function familyNames(m: Pick<MetricConfig, 'name' | 'type' | 'values'>): string[] {

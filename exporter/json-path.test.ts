@@ -81,6 +81,13 @@ describe('path evaluation', () => {
     expect(select('n-{.counter}')).toEqual(['n-1234']);
   });
 
+  it('stops at limit matches', () => {
+    expect(evaluatePath('$.values[*].id', doc, 2)).toEqual(['id-A', 'id-B']);
+    expect(evaluatePath('$.values[*].id', doc, 5)).toEqual(['id-A', 'id-B', 'id-C']);
+    expect(evaluatePath('$.values[*].id', doc, 0)).toEqual([]);
+    expect(renderTemplate(parsePathTemplate('{.values[*].count}'), doc, 2)).toBe('1 2');
+  });
+
   it('evaluates against scalars and null without throwing', () => {
     expect(evaluatePath('$', 5)).toEqual([5]);
     expect(evaluatePath('$.a', 5)).toEqual([]);

@@ -72,41 +72,65 @@ export function translateExpression(expression: string): string {
   return out;
 }
 
-/** Every value `path` (jsonpath-plus syntax) selects in `json`; none when `json` is null or absent. */
-export function evaluatePath(path: string, json: unknown): unknown[] {
-  if (path === '$') return json === undefined ? [] : [json];
-  if (json === null || typeof json !== 'object') return [];
-  // ignoreEvalErrors: a filter reading a field an element lacks selects nothing (as in
-  // Kubernetes JSONPath) instead of failing the whole path.
-  const found: unknown = JSONPath({ path, json, wrap: true, eval: 'safe', ignoreEvalErrors: true });
-  return Array.isArray(found) ? found : [];
+/** Thrown from jsonpath-plus's match callback to stop a search that found enough. */
+class EnoughMatches extends Error {}
+
+/**
+ * The values `path` (jsonpath-plus syntax) selects in `json`, at most `limit` of them: the search
+ * stops at the `limit`-th match, so `limit` results may mean more were there. None when `json`
+ * is null or absent.
+ */
+export function evaluatePath(path: string, json: unknown, limit = Infinity): unknown[] {
+  if (path === '$') return json === undefined || limit < 1 ? [] : [json];
+  if (json === null || typeof json !== 'object' || limit < 1) return [];
+  // jsonpath-plus gathers every match before it returns; taking them from its callback and
+  // stopping there keeps a huge document from building a huge result. ignoreEvalErrors: a filter
+  // reading a field an element lacks selects nothing (as in Kubernetes JSONPath) instead of
+  // failing the whole path.
+  const found: unknown[] = [];
+  const callback = (value: unknown): void => {
+    found.push(value);
+    if (found.length >= limit) throw new EnoughMatches();
+  };
+  try {
+    JSONPath({ path, json, wrap: true, eval: 'safe', ignoreEvalErrors: true, callback });
+  } catch (error) {
+    if (!(error instanceof EnoughMatches)) throw error;
+  }
+  return found;
 }
 
 /**
- * The values a template selects: a lone expression gives its matches, plain text gives itself
- * (a static value such as `1`), text mixed with expressions gives the rendered string.
+ * The values a template selects: a lone expression gives its matches (at most `limit`), plain
+ * text gives itself (a static value such as `1`), text mixed with expressions gives the rendered
+ * string.
  */
-export function selectValues(template: PathTemplate, json: unknown): unknown[] {
+export function selectValues(template: PathTemplate, json: unknown, limit = Infinity): unknown[] {
   const parts = template.segments.filter((s) => s.kind === 'path' || s.text.trim() !== '');
   const only = parts.length === 1 ? parts[0] : undefined;
-  if (only?.kind === 'path') return evaluatePath(only.path, json);
+  if (only?.kind === 'path') return evaluatePath(only.path, json, limit);
   if (only?.kind === 'text') return [only.text.trim()];
-  const rendered = renderTemplate(template, json);
+  const rendered = renderTemplate(template, json, limit);
   return rendered === undefined ? [] : [rendered];
 }
 
 /**
  * Renders a template as a string (a label value): several matches are joined by spaces, as
- * Kubernetes JSONPath prints them; `undefined` when an expression selects nothing.
+ * Kubernetes JSONPath prints them, each expression's first `limit` only; `undefined` when an
+ * expression selects nothing.
  */
-export function renderTemplate(template: PathTemplate, json: unknown): string | undefined {
+export function renderTemplate(
+  template: PathTemplate,
+  json: unknown,
+  limit = Infinity,
+): string | undefined {
   let out = '';
   for (const segment of template.segments) {
     if (segment.kind === 'text') {
       out += segment.text;
       continue;
     }
-    const found = evaluatePath(segment.path, json);
+    const found = evaluatePath(segment.path, json, limit);
     if (found.length === 0) return undefined;
     out += found.map(formatScalar).join(' ');
   }

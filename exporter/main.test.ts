@@ -30,6 +30,21 @@ describe('openbell exporter', () => {
     expect(run.stdout).toBe('');
   });
 
+  it('exits non-zero naming a limit or an allowed target it cannot use', () => {
+    for (const [flags, message] of [
+      [['--max-series', '0'], 'maxSeries: expected a whole number >= 1, got 0'],
+      [['--allowed-targets', 'ok (('], '"((": not a regular expression'],
+    ]) {
+      const run = spawnSync(process.execPath, [CLI, 'exporter', '--port', '0', ...flags!], {
+        encoding: 'utf8',
+        timeout: 30_000,
+        env: { ...process.env, EXPORTER_CONFIG: CONFIG },
+      });
+      expect(run.status).toBe(1);
+      expect(run.stderr).toContain(message);
+    }
+  });
+
   it('serves probes until SIGTERM, then exits 0', async () => {
     const child = spawn(process.execPath, [CLI, 'exporter', '--port', '0'], {
       env: { ...process.env, EXPORTER_CONFIG: CONFIG },
@@ -57,6 +72,14 @@ describe('openbell exporter', () => {
       const probe = await fetch(`${base}/probe?module=openbell&target=${target}`);
       expect(probe.status).toBe(200);
       expect(await probe.text()).toContain('probe_success 0\n');
+      // The process's OpenTelemetry /metrics counts it by reason, every reason from 0.
+      const own = await (await fetch(`${base}/metrics`)).text();
+      expect(own).toContain(
+        'openbell_exporter_probe_failures_total{module="openbell",reason="connection"} 1\n',
+      );
+      expect(own).toContain(
+        'openbell_exporter_probe_failures_total{module="openbell",reason="too_many_series"} 0\n',
+      );
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
     } finally {

@@ -1,8 +1,9 @@
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { integer } from '../cli/options.ts';
 import { createRootLogger, runService } from '../cli/run-service.ts';
 import { startProcessTelemetry, telemetryOptions, type TelemetryFlags } from '../cli/telemetry.ts';
-import { loadExporterConfig } from './config.ts';
+import { loadExporterConfig, parseAllowedTargets } from './config.ts';
+import { DEFAULT_PROBE_LIMITS } from './limits.ts';
 import { createExporter } from './server.ts';
 
 interface ExporterFlags extends Partial<TelemetryFlags> {
@@ -11,6 +12,10 @@ interface ExporterFlags extends Partial<TelemetryFlags> {
   port: number;
   timeoutMs: number;
   maxBodyBytes: number;
+  maxRedirects: number;
+  maxSeries: number;
+  maxLabelValueBytes: number;
+  allowedTargets?: string[];
 }
 
 /**
@@ -43,13 +48,48 @@ export function exporterCommand(): Command {
       )
         .env('EXPORTER_TIMEOUT_MS')
         .argParser(integer)
-        .default(10_000),
+        .default(DEFAULT_PROBE_LIMITS.timeoutMs),
     )
     .addOption(
-      new Option('--max-body-bytes <n>', 'a longer target body fails the probe')
+      new Option('--max-body-bytes <n>', 'a longer target body fails the probe (read as a stream)')
         .env('EXPORTER_MAX_BODY_BYTES')
         .argParser(integer)
-        .default(16 * 1024 * 1024),
+        .default(DEFAULT_PROBE_LIMITS.maxBodyBytes),
+    )
+    .addOption(
+      new Option(
+        '--max-redirects <n>',
+        'redirects a probe follows, each checked against allowedTargets; one more fails it',
+      )
+        .env('EXPORTER_MAX_REDIRECTS')
+        .argParser(integer)
+        .default(DEFAULT_PROBE_LIMITS.maxRedirects),
+    )
+    .addOption(
+      new Option(
+        '--max-series <n>',
+        'series a probe may produce (and items one metric may select); one more fails it',
+      )
+        .env('EXPORTER_MAX_SERIES')
+        .argParser(integer)
+        .default(DEFAULT_PROBE_LIMITS.maxSeries),
+    )
+    .addOption(
+      new Option(
+        '--max-label-value-bytes <n>',
+        'a series with a longer label value is dropped and counted',
+      )
+        .env('EXPORTER_MAX_LABEL_VALUE_BYTES')
+        .argParser(integer)
+        .default(DEFAULT_PROBE_LIMITS.maxLabelValueBytes),
+    )
+    .addOption(
+      new Option(
+        '--allowed-targets <regexes>',
+        "space-separated regular expressions matched against the whole target URL, replacing every module's allowedTargets",
+      )
+        .env('EXPORTER_ALLOWED_TARGETS')
+        .argParser(allowedTargets),
     );
   for (const option of telemetryOptions(false)) command.addOption(option);
   command.action(async (flags: ExporterFlags) => {
@@ -65,6 +105,10 @@ export function exporterCommand(): Command {
       log,
       timeoutMs: flags.timeoutMs,
       maxBodyBytes: flags.maxBodyBytes,
+      maxRedirects: flags.maxRedirects,
+      maxSeries: flags.maxSeries,
+      maxLabelValueBytes: flags.maxLabelValueBytes,
+      allowedTargets: flags.allowedTargets,
       metricsHandler: (req, res) => telemetry.telemetry.metricsHandler(req, res),
     });
     await runService(
@@ -73,4 +117,12 @@ export function exporterCommand(): Command {
     );
   });
   return command;
+}
+
+function allowedTargets(value: string): string[] {
+  try {
+    return parseAllowedTargets(value);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
 }

@@ -1,7 +1,9 @@
 import { collectSamples, type Collected } from './collect.ts';
+import { ProbeError, type ProbeFailureReason } from './errors.ts';
 import { formatExposition, type Family } from './exposition.ts';
+import type { ProbeLimits } from './limits.ts';
 import type { ModulePlan } from './plan.ts';
-import type { FetchLimits, TargetClient } from './target-client.ts';
+import type { TargetClient } from './target-client.ts';
 import { SKIP_REASONS } from './values.ts';
 
 /** A module ready to probe: its compiled metrics and its HTTP client. */
@@ -16,55 +18,70 @@ export interface ProbeResult {
   /** The exposition: the module's families, then the `probe_*` families. */
   text: string;
   success: boolean;
-  /** Why the probe failed (no document), when it did. */
-  error: string | undefined;
+  /** Why the probe failed (no module metrics), when it did. */
+  failure: ProbeFailure | undefined;
   /** What the metrics made of the document; absent when there was none. */
   collected: Collected | undefined;
 }
 
+/** Why a probe failed: the reason label and a message for the log. */
+export interface ProbeFailure {
+  reason: ProbeFailureReason;
+  message: string;
+}
+
 /**
- * Fetches `target`, parses its JSON once and evaluates every metric of the module. A failed
- * fetch or an unparsable body is a result (`probe_success 0`), never a thrown error.
+ * Fetches `target`, parses its JSON once and evaluates every metric of the module within
+ * `limits`. A failed fetch, an unparsable body or a limit crossed is a result (`probe_success 0`,
+ * no module metrics), never a thrown error.
  */
 export async function runProbe(
   module: ProbeModule,
   target: URL,
-  limits: FetchLimits,
+  limits: ProbeLimits,
 ): Promise<ProbeResult> {
   const startedAt = performance.now();
   let status = 0;
   let collected: Collected | undefined;
-  let error: string | undefined;
+  let failure: ProbeFailure | undefined;
   try {
     const response = await module.client.fetch(target, limits);
     status = response.status;
-    if (response.body === undefined) error = `status ${response.status} is not accepted`;
-    else collected = collectSamples(module.plan, parseJson(response.body));
+    if (response.body === undefined)
+      failure = { reason: 'status', message: `status ${response.status} is not accepted` };
+    else collected = collectSamples(module.plan, parseJson(response.body), limits);
   } catch (cause) {
-    error = describe(cause);
+    failure = describe(cause, limits);
+    if (cause instanceof ProbeError && cause.status !== 0) status = cause.status;
   }
   const seconds = (performance.now() - startedAt) / 1000;
+  const success = failure === undefined;
   const families: Family[] = [
     ...(collected?.families ?? []),
-    ...probeFamilies(collected, error === undefined, status, seconds),
+    ...probeFamilies(collected, success, status, seconds),
   ];
-  return { text: formatExposition(families), success: error === undefined, error, collected };
+  return { text: formatExposition(families), success, failure, collected };
 }
 
 function parseJson(body: Buffer): unknown {
   try {
     return JSON.parse(body.toString('utf8'));
   } catch (cause) {
-    throw new Error(`the body is not JSON: ${(cause as Error).message}`, { cause });
+    throw new ProbeError('not_json', `the body is not JSON: ${(cause as Error).message}`, {
+      cause,
+    });
   }
 }
 
-function describe(cause: unknown): string {
-  if (!(cause instanceof Error)) return String(cause);
-  if (cause.name === 'TimeoutError') return 'timed out';
+function describe(cause: unknown, limits: ProbeLimits): ProbeFailure {
+  if (cause instanceof ProbeError) return { reason: cause.code, message: cause.message };
+  if (!(cause instanceof Error)) return { reason: 'connection', message: String(cause) };
+  if (cause.name === 'TimeoutError')
+    return { reason: 'timeout', message: `timed out after ${limits.timeoutMs} ms` };
   const code = (cause as { code?: unknown }).code;
   const inner = cause.cause instanceof Error ? `: ${cause.cause.message}` : '';
-  return `${typeof code === 'string' ? `${code}: ` : ''}${cause.message}${inner}`;
+  const message = `${typeof code === 'string' ? `${code}: ` : ''}${cause.message}${inner}`;
+  return { reason: 'connection', message };
 }
 
 function probeFamilies(
@@ -82,7 +99,7 @@ function probeFamilies(
   return [
     gauge(
       'probe_success',
-      'Whether the target answered an accepted status with JSON (1) or not (0).',
+      'Whether the target answered an accepted status with JSON, within the limits (1), or not (0).',
       success ? 1 : 0,
     ),
     gauge('probe_duration_seconds', 'Time the probe took: fetch, parse and evaluation.', seconds),

@@ -224,6 +224,16 @@ describe('exporter server', () => {
       /^openbell_exporter_probes_total\{module="default",result="success"\} \d+$/m,
     );
     expect(promtoolCheckMetrics(own).status).toBe(0);
+    // Each family, with its type, is in docs/METRICS.md.
+    const doc = readFileSync(new URL('../docs/METRICS.md', import.meta.url), 'utf8');
+    const families = [...own.matchAll(/^# TYPE (\w+) (\w+)$/gm)];
+    expect(families.map((m) => m[1])).toEqual([
+      'openbell_exporter_probes_total',
+      'openbell_exporter_probe_failures_total',
+      'openbell_exporter_dropped_series_total',
+    ]);
+    for (const [, name, type] of families)
+      expect(doc).toMatch(new RegExp(`\\| \`${name}\` +\\| ${type} `));
   });
 });
 

@@ -1,11 +1,13 @@
-import express, { type Express, type Request, type RequestHandler, type Response } from 'express';
+import express, { type Express, type Request, type RequestHandler } from 'express';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { listen } from '../cli/http.ts';
-import { openbellMeter, redactUrl } from '../core/index.ts';
+import { redactUrl } from '../core/index.ts';
 import type { ExporterConfig } from './config.ts';
-import { EXPOSITION_CONTENT_TYPE, formatExposition } from './exposition.ts';
+import { EXPOSITION_CONTENT_TYPE } from './exposition.ts';
+import { parseProbeLimits, type ProbeLimits } from './limits.ts';
+import { ExporterCounters } from './own-metrics.ts';
 import { compileModule } from './plan.ts';
 import { runProbe, type ProbeModule, type ProbeResult } from './probe.ts';
 import { createTargetClient } from './target-client.ts';
@@ -21,8 +23,20 @@ export interface ExporterOptions {
   log: Logger;
   /** Longest fetch of a target; a Prometheus scrape timeout (header) shortens it. @default 10000 */
   timeoutMs?: number;
-  /** Longest body read from a target. @default 16 MiB */
+  /** Longest body read from a target (read as a stream, cut off past it). @default 16 MiB */
   maxBodyBytes?: number;
+  /** Redirects a probe follows at most, each checked against `allowedTargets`. @default 10 */
+  maxRedirects?: number;
+  /** Series one probe may produce (and items one metric may select). @default 10000 */
+  maxSeries?: number;
+  /** Series with a longer label value (UTF-8 bytes) are dropped and counted. @default 1024 */
+  maxLabelValueBytes?: number;
+  /**
+   * Regular expressions, each matched against the whole target URL, replacing every module's
+   * `allowedTargets` (e.g. a deployment's host names for the bundled loopback-only module).
+   * @default each module's own `allowedTargets`
+   */
+  allowedTargets?: string[];
   /** Serves `/metrics` instead of the built-in handler (the process's OpenTelemetry exporter). */
   metricsHandler?: RequestHandler;
 }
@@ -40,35 +54,38 @@ export interface Exporter {
   readonly app: Express;
 }
 
-const DEFAULT_TIMEOUT_MS = 10_000;
-const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;
 /** Distinct problems and failing targets remembered for logging once; forgotten past this. */
 const MEMORY_LIMIT = 10_000;
 
 /**
  * Creates the exporter; every module's HTTP client is built now, so a credential or CA file
- * that cannot be read fails here, naming its key. Nothing listens before `start()`.
+ * that cannot be read, or a limit out of range, fails here, naming its key. Nothing listens
+ * before `start()`.
  */
 export function createExporter(options: ExporterOptions): Exporter {
   const { log } = options;
+  const limits = parseProbeLimits(options);
   const modules = new Map<string, TimedModule>();
   for (const [name, config] of Object.entries(options.config.modules)) {
+    const allowedTargets = options.allowedTargets ?? config.allowedTargets;
     modules.set(name, {
       name,
       plan: compileModule(config),
-      client: createTargetClient(name, config, options.baseDir),
+      client: createTargetClient(name, { ...config, allowedTargets }, options.baseDir),
       timeoutMs: config.timeoutMs,
-      allowedTargets: config.allowedTargets?.map((source) => new RegExp(`^(?:${source})$`)),
     });
   }
-  const probes = new Map<string, number>();
+  const counters = new ExporterCounters(modules.keys());
   const app = express();
   app.disable('x-powered-by');
   app.get('/healthz', (_req, res) => {
     res.type('text/plain').send('ok\n');
   });
-  app.get('/metrics', options.metricsHandler ?? ((_req, res) => sendOwnMetrics(res, probes)));
-  app.get('/probe', probeHandler(modules, options, probes));
+  const ownMetrics: RequestHandler = (_req, res) => {
+    res.type(EXPOSITION_CONTENT_TYPE).send(counters.format());
+  };
+  app.get('/metrics', options.metricsHandler ?? ownMetrics);
+  app.get('/probe', probeHandler(modules, options, limits, counters));
 
   let server: Server | undefined;
   let started: Promise<void> | undefined;
@@ -100,23 +117,16 @@ export function createExporter(options: ExporterOptions): Exporter {
   };
 }
 
-type TimedModule = ProbeModule & {
-  timeoutMs: number | undefined;
-  allowedTargets: RegExp[] | undefined;
-};
+type TimedModule = ProbeModule & { timeoutMs: number | undefined };
 
 /** `GET /probe?module=<m>&target=<url>`: 400 for a bad request, else the probe's exposition. */
 function probeHandler(
   modules: ReadonlyMap<string, TimedModule>,
   options: ExporterOptions,
-  probes: Map<string, number>,
+  limits: ProbeLimits,
+  counters: ExporterCounters,
 ): RequestHandler {
   const report = createReporter(options.log);
-  // The same count in the process's OpenTelemetry metrics, when its telemetry serves /metrics.
-  const probeCounter = openbellMeter().createCounter('openbell_exporter_probes', {
-    description: 'Probes answered, by module and result',
-  });
-  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   return async (req, res) => {
     const moduleName = queryParam(req, 'module') ?? 'default';
     const module = modules.get(moduleName);
@@ -130,20 +140,16 @@ function probeHandler(
       res.status(400).type('text/plain').send(`${target}\n`);
       return;
     }
-    if (module.allowedTargets?.some((allowed) => allowed.test(target.href)) === false) {
+    if (!module.client.allows(target)) {
       res
         .status(403)
         .type('text/plain')
         .send(`target not allowed for module "${moduleName}" (its allowedTargets)\n`);
       return;
     }
-    const configuredMs = module.timeoutMs ?? options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    const timeoutMs = probeTimeoutMs(req, configuredMs);
-    const result = await runProbe(module, target, { timeoutMs, maxBodyBytes });
-    const outcome = result.success ? 'success' : 'failure';
-    const counted = `${moduleName}\u0000${outcome}`;
-    probes.set(counted, (probes.get(counted) ?? 0) + 1);
-    probeCounter.add(1, { module: moduleName, result: outcome });
+    const timeoutMs = probeTimeoutMs(req, module.timeoutMs ?? limits.timeoutMs);
+    const result = await runProbe(module, target, { ...limits, timeoutMs });
+    counters.record(moduleName, result);
     report(moduleName, target, result);
     res.status(200).type(EXPOSITION_CONTENT_TYPE).send(result.text);
   };
@@ -186,13 +192,14 @@ function createReporter(log: Logger): (module: string, target: URL, result: Prob
   return (module, target, result) => {
     const key = `${module} ${target.href}`;
     const where = { module, target: redactUrl(target.href) };
+    const why = { reason: result.failure?.reason, err: result.failure?.message };
     if (result.success) {
       if (failing.delete(key)) log.info(where, 'probe recovered');
-    } else if (failing.has(key)) log.debug({ ...where, err: result.error }, 'probe failed');
+    } else if (failing.has(key)) log.debug({ ...where, ...why }, 'probe failed');
     else {
       if (failing.size >= MEMORY_LIMIT) failing.clear();
       failing.add(key);
-      log.warn({ ...where, err: result.error }, 'probe failed');
+      log.warn({ ...where, ...why }, 'probe failed');
     }
     for (const [id, problem] of result.collected?.problems ?? []) {
       if (problems.has(`${module}\u0000${id}`)) continue;
@@ -204,26 +211,4 @@ function createReporter(log: Logger): (module: string, target: URL, result: Prob
       );
     }
   };
-}
-
-function sendOwnMetrics(res: Response, probes: ReadonlyMap<string, number>): void {
-  const samples = [...probes].map(([key, value]) => {
-    const [module = '', result = ''] = key.split('\u0000');
-    return {
-      labels: [
-        ['module', module],
-        ['result', result],
-      ] as const,
-      value,
-    };
-  });
-  const text = formatExposition([
-    {
-      name: 'openbell_exporter_probes_total',
-      help: 'Probes answered, by module and result (success: the target gave a JSON document).',
-      type: 'counter',
-      samples,
-    },
-  ]);
-  res.type(EXPOSITION_CONTENT_TYPE).send(text);
 }

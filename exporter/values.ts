@@ -1,5 +1,6 @@
 /** Why a selected JSON value produced no sample (a label of `probe_skipped_values`). */
-export type SkipReason = 'missing' | 'not_a_number' | 'ambiguous' | 'not_an_object';
+export type SkipReason =
+  'missing' | 'not_a_number' | 'ambiguous' | 'not_an_object' | 'label_value_too_long';
 
 /** Every {@link SkipReason}, in the order they are reported. */
 export const SKIP_REASONS: readonly SkipReason[] = [
@@ -7,6 +8,7 @@ export const SKIP_REASONS: readonly SkipReason[] = [
   'not_a_number',
   'ambiguous',
   'not_an_object',
+  'label_value_too_long',
 ];
 
 /** How one configured value turns JSON into a sample value. */
