@@ -23,7 +23,8 @@ export interface FeedGate {
   attach(server: Server): void;
   /**
    * Admits an upgrade request on `socket`: true when it holds a place of its address (until the
-   * socket closes), false when the address is full (the request is then refused, counted).
+   * socket closes), false when the address is full (to be refused with 429; counted) or the
+   * connection was already answered 429 at connect.
    */
   admit(request: IncomingMessage, socket: Duplex): boolean;
   /** Connections that have not sent their request yet. */
@@ -90,8 +91,9 @@ export function createFeedGate(options: FeedGateOptions): FeedGate {
     if (full(bucket)) {
       stats.rejected.perIp++;
       refused.add(socket);
-      // Its request is read by the server and dropped (see admit), so the peer gets the 429
-      // rather than a reset; whatever it never sends, the deadline cuts.
+      // Answered before its request is read: the server still reads it (an upgrade is then just
+      // closed, see admit; a page request's answer goes nowhere), so the peer gets the 429 rather
+      // than a reset. Whatever it never sends, the deadline cuts.
       socket.end(TOO_MANY);
       setTimeout(() => socket.destroy(), headerTimeoutMs).unref();
       return;
@@ -120,10 +122,8 @@ export function createFeedGate(options: FeedGateOptions): FeedGate {
       server.requestTimeout = headerTimeoutMs * NODE_REQUEST_TIMEOUT_FACTOR;
     },
     admit(request, socket) {
-      if (refused.has(socket)) {
-        socket.destroy();
-        return false;
-      }
+      // Already answered 429 at connect.
+      if (refused.has(socket)) return false;
       const entry = held.get(socket);
       if (entry !== undefined) {
         settle(entry);

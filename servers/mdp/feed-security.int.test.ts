@@ -47,14 +47,24 @@ describe('trader feed security', () => {
     partial.socket.write('GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\n');
     const silent = raw(port);
     await vi.waitFor(() => expect(feed.stats().pendingHandshakes).toBe(2));
-    // The address's places are taken by unfinished handshakes: a trader is refused.
+    // The address's places are taken by unfinished handshakes: a trader is refused, and so is
+    // any other connection from it, answered at once whatever it then asks.
     await expect(trader(url).opened).rejects.toThrow('HTTP 429');
+    const elsewhere = raw(port);
+    elsewhere.socket.write(
+      'GET /elsewhere HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n',
+    );
+    const pageAtCap = raw(port);
+    pageAtCap.socket.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    await Promise.all([elsewhere.closed, pageAtCap.closed]);
+    for (const refused of [elsewhere, pageAtCap])
+      expect(refused.text()).toMatch(/^HTTP\/1\.1 429 /);
     await Promise.all([partial.closed, silent.closed]);
     expect(partial.text()).toMatch(/^HTTP\/1\.1 408 /);
     expect(feed.stats()).toMatchObject({
       pendingHandshakes: 0,
       addresses: 0,
-      rejected: { headerTimeout: 2, perIp: 1 },
+      rejected: { headerTimeout: 2, perIp: 3 },
     });
     // A page request is no handshake: it leaves the count as soon as it comes.
     const page = raw(port);
@@ -71,7 +81,7 @@ describe('trader feed security', () => {
     );
     await page.closed;
     expect(page.text()).toContain('HTTP/1.1 429 ');
-    expect(feed.stats().rejected.perIp).toBe(2);
+    expect(feed.stats().rejected.perIp).toBe(4);
   });
 
   it('admits browser origins from its allow-list only (loopback by default), never trusting Host', async () => {

@@ -220,13 +220,13 @@ export function createFeed(options: FeedOptions): Feed {
   });
 
   const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    // Holds a place of its address from here until the socket closes (refused ones close).
+    if (!gate.admit(request, socket)) return refuse(socket, 429, 'Too Many Requests');
     const url = new URL(request.url ?? '/', 'http://feed');
     if (url.pathname !== path) {
       stats.rejected.path++;
       return refuse(socket, 404, 'Not Found');
     }
-    // Holds a place of its address from here until the socket closes (refused ones close).
-    if (!gate.admit(request, socket)) return refuse(socket, 429, 'Too Many Requests');
     const origin = request.headers.origin;
     if (origin !== undefined && !originAllowed(origins, origin)) {
       stats.rejected.origin++;
@@ -429,8 +429,17 @@ export function assertFeedAuth(options: Pick<FeedOptions, 'secret' | 'insecure'>
   assertFeedSecret(secret);
 }
 
-/** Answers an upgrade request with an HTTP error and closes the connection once it is written. */
+/**
+ * Answers an upgrade request with an HTTP error and closes the connection once it is written (one
+ * already answered, by the gate, is just closed).
+ */
 function refuse(socket: Duplex, status: number, text: string): void {
+  // Node has let go of an upgraded socket: an error now (a peer's reset) would be uncaught.
+  socket.on('error', () => undefined);
+  if (socket.writableEnded) {
+    socket.destroy();
+    return;
+  }
   socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () =>
     socket.destroy(),
   );
