@@ -113,7 +113,8 @@ export interface ClientWriter {
 /** Creates the writer of a feed's clients; it counts what it sends in `stats`. */
 export function createClientWriter(options: ClientWriterOptions): ClientWriter {
   const { limits, stats, stale } = options;
-  const probeMs = limits.maxLagMs / 2;
+  // One probe per client and lag period: each costs the feed a read of its pong.
+  const probeMs = limits.maxLagMs;
 
   const send = (client: Client, text: string): void => {
     const ws = client.ws;
@@ -165,7 +166,7 @@ export function createClientWriter(options: ClientWriterOptions): ClientWriter {
    * frames go straight to its socket. That is safe beside ws's own sends because the feed never
    * compresses or sends Blobs, so ws writes every frame synchronously and never holds one back.
    *
-   * Each subscribed client is probed (a ping, in the same write) every `maxLagMs / 2`, one probe at
+   * Each subscribed client is probed (a ping, in the same write) every `maxLagMs`, one probe at
    * a time: the kernel buffers megabytes for a client that stopped reading before its unsent bytes
    * grow, so the probe's pong, which comes only once the client has read everything before it, is
    * what tells how far behind it is.
