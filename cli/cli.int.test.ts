@@ -124,6 +124,20 @@ describe('openbell CLI', () => {
     const claims = await verifyFeedToken(secret, minted.stdout.trim());
     expect(claims).toMatchObject({ sub: 'ann', channels: ['board:*'] });
     expect((claims as { exp: number }).exp - Date.now() / 1000).toBeGreaterThan(7100);
+    // No longer than the feed accepts (a day), unless told the feed accepts more.
+    const century = openbell(['token', '--sub', 'ann', '--ttl', '36500d'], process.execPath, {
+      FEED_JWT_SECRET: secret,
+    });
+    expect(century.code).toBe(1);
+    expect(century.stderr).toContain("--ttl 36500d is over the feed's token lifetime limit (1d");
+    const week = openbell(['token', '--sub', 'ann', '--ttl', '7d'], process.execPath, {
+      FEED_JWT_SECRET: secret,
+      FEED_MAX_TOKEN_TTL: '7d',
+    });
+    expect(week.code).toBe(0);
+    expect(
+      await verifyFeedToken(secret, week.stdout.trim(), { maxTtlSeconds: 7 * 86_400 }),
+    ).toMatchObject({ sub: 'ann' });
     const unsigned = openbell(['token', '--sub', 'ann'], process.execPath, { FEED_JWT_SECRET: '' });
     expect(unsigned.code).toBe(1);
     expect(unsigned.stderr).toContain('FEED_JWT_SECRET');

@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { mintFeedToken } from '../core/index.ts';
+import { FEED_DEFAULTS, mintFeedToken } from '../core/index.ts';
 
 /** Parses `90s`, `15m`, `8h`, `7d` (or plain seconds) into seconds. */
 export function parseTtl(value: string): number {
@@ -12,9 +12,21 @@ export function parseTtl(value: string): number {
   return seconds;
 }
 
+/** Seconds as the shortest of `7d`, `24h`, `15m`, `90s` that says it exactly. */
+export function formatTtl(seconds: number): string {
+  for (const [unit, size] of [
+    ['d', 86_400],
+    ['h', 3600],
+    ['m', 60],
+  ] as const)
+    if (seconds >= size && seconds % size === 0) return `${seconds / size}${unit}`;
+  return `${seconds}s`;
+}
+
 interface TokenFlags {
   sub: string;
   ttl: number;
+  maxTtl: number;
   channels?: string;
   feedSecret?: string;
 }
@@ -31,6 +43,15 @@ export function tokenCommand(): Command {
     )
     .addOption(
       new Option(
+        '--max-ttl <duration>',
+        'refuse a --ttl longer than this: the feed’s --feed-max-token-ttl, whose env twin it shares',
+      )
+        .env('FEED_MAX_TOKEN_TTL')
+        .argParser(parseTtl)
+        .default(FEED_DEFAULTS.maxTokenTtlSeconds, formatTtl(FEED_DEFAULTS.maxTokenTtlSeconds)),
+    )
+    .addOption(
+      new Option(
         '--channels <list>',
         'comma-separated allow-list (a trailing * matches any suffix), e.g. board:*,symbol:AAPL',
       ),
@@ -42,6 +63,11 @@ export function tokenCommand(): Command {
       if (flags.feedSecret === undefined || flags.feedSecret === '') {
         throw new Error('FEED_JWT_SECRET (or --feed-secret) is required to sign a token');
       }
+      // The feed would refuse it: better said now than at the trader's first connection.
+      if (flags.ttl > flags.maxTtl)
+        throw new Error(
+          `--ttl ${formatTtl(flags.ttl)} is over the feed's token lifetime limit (${formatTtl(flags.maxTtl)}; --max-ttl or FEED_MAX_TOKEN_TTL)`,
+        );
       const channels = flags.channels
         ?.split(',')
         .map((s) => s.trim())

@@ -1,7 +1,13 @@
+import { SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from './errors.ts';
 import { parseChannel, parseClientMessage, parseFeedLimits, tickSlices } from './feed-protocol.ts';
-import { channelAllowed, mintFeedToken, verifyFeedToken } from './feed-token.ts';
+import {
+  TOKEN_CLOCK_SKEW_SECONDS,
+  channelAllowed,
+  mintFeedToken,
+  verifyFeedToken,
+} from './feed-token.ts';
 
 const SECRET = 'unit-test-secret-0123456789abcdef-xyz';
 
@@ -42,6 +48,13 @@ describe('feed protocol', () => {
       /feed\.hardLimitBytes/,
     );
     expect(() => parseFeedLimits({ slices: 0 })).toThrow(/feed\.slices/);
+    expect(() => parseFeedLimits({ maxLagMs: 5000, slowCloseMs: 5000 })).toThrow(
+      /feed\.slowCloseMs: slowCloseMs must be above maxLagMs/,
+    );
+    // The defaults close a client that stopped reading before the heartbeat would call it dead.
+    const d = parseFeedLimits();
+    expect(d.slowCloseMs + d.maxLagMs + d.cadenceMs).toBeLessThan(d.heartbeatMs);
+    expect(d).toMatchObject({ maxConnectionsPerSubject: 10, maxTokenTtlSeconds: 86_400 });
   });
 
   it('tickSlices keeps the slices’ ticks at least 5 ms apart', () => {
@@ -84,6 +97,39 @@ describe('feed tokens', () => {
     const expired = await mintFeedToken(SECRET, { sub: 'ann', ttlSeconds: 1 });
     await new Promise((r) => setTimeout(r, 2100));
     expect(await verifyFeedToken(SECRET, expired)).toMatchObject({ failure: 'expired' });
+  });
+
+  it('refuse a lifetime over the maximum and an iat in the future, beyond a little skew', async () => {
+    const nowMs = Date.parse('2026-11-24T14:30:00Z');
+    const now = nowMs / 1000;
+    const key = new TextEncoder().encode(SECRET);
+    const sign = (iat: number | undefined, exp: number) => {
+      const jwt = new SignJWT({})
+        .setProtectedHeader({ alg: 'HS256' })
+        .setSubject('ann')
+        .setAudience('openbell-feed')
+        .setExpirationTime(exp);
+      if (iat !== undefined) jwt.setIssuedAt(iat);
+      return jwt.sign(key);
+    };
+    const verify = async (token: Promise<string>, maxTtlSeconds?: number) =>
+      verifyFeedToken(SECRET, await token, {
+        nowMs,
+        ...(maxTtlSeconds === undefined ? {} : { maxTtlSeconds }),
+      });
+    expect(await verify(sign(now, now + 86_400))).toMatchObject({ sub: 'ann' });
+    expect(await verify(sign(now, now + 86_401))).toMatchObject({ failure: 'lifetime' });
+    expect(await verify(sign(now, now + 100 * 365 * 86_400))).toMatchObject({
+      failure: 'lifetime',
+    });
+    expect(await verify(sign(now, now + 7 * 86_400), 7 * 86_400)).toMatchObject({ sub: 'ann' });
+    expect(await verify(sign(now + TOKEN_CLOCK_SKEW_SECONDS, now + 600))).toMatchObject({
+      sub: 'ann',
+    });
+    expect(await verify(sign(now + TOKEN_CLOCK_SKEW_SECONDS + 1, now + 600))).toMatchObject({
+      failure: 'future',
+    });
+    expect(await verify(sign(undefined, now + 600))).toMatchObject({ failure: 'invalid' });
   });
 
   it('refuse to sign with a short secret', async () => {

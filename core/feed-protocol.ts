@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseWith } from './config.ts';
 import { isValidSymbol } from './decode.ts';
+import { DEFAULT_MAX_TOKEN_TTL_SECONDS } from './feed-token.ts';
 import { BOARD_NAMES, type BoardName } from './names.ts';
 
 /** Types of server messages on the trader feed (see servers/mdp/FEED.md). */
@@ -33,6 +34,8 @@ export const FEED_CLOSE = {
   tooBig: 1009,
   tryAgainLater: 1013,
   unauthorized: 4401,
+  /** Past the connections allowed per token subject (HTTP 429's meaning, as 4401 is 401's). */
+  tooManyConnections: 4429,
 } as const;
 
 /** The subprotocol a client offers (with `bearer.<token>`) and the server selects. */
@@ -133,14 +136,30 @@ export interface FeedLimits {
   messagesBurst: number;
   /** Rate-limited messages in one second that make a connection abusive (closed 1008). @default 100 */
   abuseMessagesPerSecond: number;
-  /** Open connections per client address. @default 100 */
+  /**
+   * Connections per client address (IPv6: per /64), counting open WebSockets and connections that
+   * have not sent their request yet. @default 100
+   */
   maxConnectionsPerIp: number;
+  /** Open WebSockets per token subject (`sub`); none in insecure mode. @default 10 */
+  maxConnectionsPerSubject: number;
+  /** Time a new connection has to send its request headers (an upgrade or a page request). @default 5000 */
+  headerTimeoutMs: number;
   /** Time to authenticate after connecting. @default 5000 */
   handshakeTimeoutMs: number;
+  /** Longest lifetime (`exp − iat`) of a token the feed accepts, seconds. @default 86400 */
+  maxTokenTtlSeconds: number;
   /** Unsent bytes past which a client gets conflated snapshots instead of updates. @default 262144 */
   softLimitBytes: number;
   /** Unsent bytes past which a client is closed with 1013. @default 4194304 */
   hardLimitBytes: number;
+  /**
+   * How far behind a client may read (a ping it has not answered for this long) before it gets
+   * conflated snapshots instead of updates. @default 2000
+   */
+  maxLagMs: number;
+  /** How long a client may stay behind, with updates held back, before it is closed with 1013. @default 10000 */
+  slowCloseMs: number;
   /** Heartbeat and ping interval; a peer that missed the previous ping is closed. @default 15000 */
   heartbeatMs: number;
 }
@@ -155,9 +174,14 @@ export const FEED_DEFAULTS: FeedLimits = {
   messagesBurst: 40,
   abuseMessagesPerSecond: 100,
   maxConnectionsPerIp: 100,
+  maxConnectionsPerSubject: 10,
+  headerTimeoutMs: 5000,
   handshakeTimeoutMs: 5000,
+  maxTokenTtlSeconds: DEFAULT_MAX_TOKEN_TTL_SECONDS,
   softLimitBytes: 256 * 1024,
   hardLimitBytes: 4 * 1024 * 1024,
+  maxLagMs: 2000,
+  slowCloseMs: 10_000,
   heartbeatMs: 15_000,
 };
 
@@ -172,14 +196,23 @@ const limitsSchema = z
     messagesBurst: int(1, 100_000).default(FEED_DEFAULTS.messagesBurst),
     abuseMessagesPerSecond: int(1, 1_000_000).default(FEED_DEFAULTS.abuseMessagesPerSecond),
     maxConnectionsPerIp: int(1, 1_000_000).default(FEED_DEFAULTS.maxConnectionsPerIp),
+    maxConnectionsPerSubject: int(1, 1_000_000).default(FEED_DEFAULTS.maxConnectionsPerSubject),
+    headerTimeoutMs: int(100, 600_000).default(FEED_DEFAULTS.headerTimeoutMs),
     handshakeTimeoutMs: int(100, 600_000).default(FEED_DEFAULTS.handshakeTimeoutMs),
+    maxTokenTtlSeconds: int(1, 366 * 86_400).default(FEED_DEFAULTS.maxTokenTtlSeconds),
     softLimitBytes: int(1024, 1 << 30).default(FEED_DEFAULTS.softLimitBytes),
     hardLimitBytes: int(1024, 1 << 30).default(FEED_DEFAULTS.hardLimitBytes),
+    maxLagMs: int(100, 600_000).default(FEED_DEFAULTS.maxLagMs),
+    slowCloseMs: int(200, 3_600_000).default(FEED_DEFAULTS.slowCloseMs),
     heartbeatMs: int(100, 3_600_000).default(FEED_DEFAULTS.heartbeatMs),
   })
   .refine((l) => l.hardLimitBytes > l.softLimitBytes, {
     message: 'hardLimitBytes must be above softLimitBytes',
     path: ['hardLimitBytes'],
+  })
+  .refine((l) => l.slowCloseMs > l.maxLagMs, {
+    message: 'slowCloseMs must be above maxLagMs',
+    path: ['slowCloseMs'],
   });
 
 /** The shortest time between two slices' ticks. */

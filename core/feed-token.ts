@@ -10,8 +10,24 @@ export interface FeedClaims {
   channels?: string[];
 }
 
-/** Why {@link verifyFeedToken} refused a token. */
-export type TokenFailure = 'expired' | 'invalid';
+/**
+ * Why {@link verifyFeedToken} refused a token: `lifetime` when `exp − iat` is past the maximum,
+ * `future` when it was issued later than now (beyond {@link TOKEN_CLOCK_SKEW_SECONDS}).
+ */
+export type TokenFailure = 'expired' | 'invalid' | 'lifetime' | 'future';
+
+/** Options of {@link verifyFeedToken}. */
+export interface VerifyFeedTokenOptions {
+  /** Longest lifetime (`exp − iat`) accepted, seconds. @default 86400 */
+  maxTtlSeconds?: number;
+  /** The current time, epoch ms (tests). @default Date.now() */
+  nowMs?: number;
+}
+
+/** How far in the future a token's `iat` may be: the clocks of minter and feed may differ this much. */
+export const TOKEN_CLOCK_SKEW_SECONDS = 30;
+/** Default of {@link VerifyFeedTokenOptions.maxTtlSeconds}: a day. */
+export const DEFAULT_MAX_TOKEN_TTL_SECONDS = 86_400;
 
 const ALGORITHM = 'HS256';
 const AUDIENCE = 'openbell-feed';
@@ -45,17 +61,29 @@ export async function mintFeedToken(
   return jwt.sign(new TextEncoder().encode(secret));
 }
 
-/** Verifies a feed token: its signature, algorithm, audience and expiry. */
+/**
+ * Verifies a feed token: its signature, algorithm, audience and expiry, an `iat` no later than now
+ * (give or take {@link TOKEN_CLOCK_SKEW_SECONDS}), and a lifetime (`exp − iat`) within the maximum.
+ */
 export async function verifyFeedToken(
   secret: string,
   token: string,
+  options: VerifyFeedTokenOptions = {},
 ): Promise<FeedClaims | { failure: TokenFailure; detail: string }> {
+  const maxTtlSeconds = options.maxTtlSeconds ?? DEFAULT_MAX_TOKEN_TTL_SECONDS;
+  const nowMs = options.nowMs ?? Date.now();
   try {
     const { payload } = await jwtVerify(token, new TextEncoder().encode(secret), {
       algorithms: [ALGORITHM],
       audience: AUDIENCE,
-      requiredClaims: ['sub', 'exp'],
+      requiredClaims: ['sub', 'exp', 'iat'],
+      currentDate: new Date(nowMs),
     });
+    const { exp, iat } = payload as { exp: number; iat: number };
+    if (iat > nowMs / 1000 + TOKEN_CLOCK_SKEW_SECONDS)
+      return { failure: 'future', detail: 'token issued in the future' };
+    if (exp - iat > maxTtlSeconds)
+      return { failure: 'lifetime', detail: `token lifetime over ${maxTtlSeconds} s` };
     const channels = payload['channels'];
     if (channels !== undefined && !isStringArray(channels)) {
       return { failure: 'invalid', detail: 'channels must be a list of strings' };

@@ -56,12 +56,13 @@ export type {
 } from './feed-protocol.ts';
 export {
   MIN_SECRET_LENGTH,
+  TOKEN_CLOCK_SKEW_SECONDS,
   assertFeedSecret,
   channelAllowed,
   mintFeedToken,
   verifyFeedToken,
 } from './feed-token.ts';
-export type { FeedClaims, TokenFailure } from './feed-token.ts';
+export type { FeedClaims, TokenFailure, VerifyFeedTokenOptions } from './feed-token.ts';
 export { readSymbolStates } from './symbol-state.ts';
 export type { SymbolState } from './symbol-state.ts';
 export type {

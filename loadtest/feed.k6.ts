@@ -21,7 +21,8 @@ const config = {
     .filter((channel) => channel !== ''),
   /** Rows per board; 0 leaves it to the feed's default. */
   top: envInt('TOP', 0, 0),
-  // The feed admits 100 connections per client address by default (FEED_MAX_CONNECTIONS_PER_IP).
+  // The feed admits 100 connections per client address (FEED_MAX_CONNECTIONS_PER_IP) and 10 per
+  // token subject (FEED_MAX_CONNECTIONS_PER_SUBJECT; every VU shares FEED_TOKEN) by default.
   vus: envInt('VUS', 50, 1),
   ramp: env('RAMP', '30s'),
   duration: env('DURATION', '1m'),

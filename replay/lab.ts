@@ -249,8 +249,9 @@ export async function runLabRun(
             MASSIVE_WS_URL: server.url,
             MASSIVE_API_KEY: apiKey,
             MASSIVE_TOPICS: 'A.*,AM.*,T.*',
-            // Every lab trader connects from 127.0.0.1.
-            FEED_MAX_CONNECTIONS_PER_IP: String(Math.max(100, options.traders ?? 0)),
+            // Every lab trader connects from 127.0.0.1, and so do the health polls and scrapes
+            // (a connection counts against its address until its request is in).
+            FEED_MAX_CONNECTIONS_PER_IP: String(Math.max(100, (options.traders ?? 0) + 100)),
           });
         },
       },

@@ -19,7 +19,8 @@ import { useIsolation, type Isolation } from './harness.ts';
 
 /** A silent logger for the feed and the publisher under test. */
 export const log = pino({ level: 'silent' });
-const SECRET = 'feed-test-secret-0123456789abcdef-xyz';
+/** The secret the test feeds sign their tokens with. */
+export const SECRET = 'feed-test-secret-0123456789abcdef-xyz';
 /** The trading date of the test boards. */
 export const DATE = '2026-11-24';
 /** The test bars' start (the market's open on {@link DATE}). */
@@ -109,7 +110,12 @@ export function useFeedTest() {
   });
 
   async function serve(
-    options: { insecure?: boolean; limits?: Partial<FeedLimits>; top?: number } = {},
+    options: {
+      insecure?: boolean;
+      limits?: Partial<FeedLimits>;
+      top?: number;
+      allowedOrigins?: string[];
+    } = {},
   ): Promise<{ url: string; feed: Feed; port: number }> {
     const { redisUrl, names } = iso();
     const feed = createFeed({
@@ -120,6 +126,7 @@ export function useFeedTest() {
       limits: { cadenceMs: 20, ...options.limits },
       ...(options.insecure === undefined ? {} : { insecure: options.insecure }),
       ...(options.top === undefined ? {} : { top: options.top }),
+      ...(options.allowedOrigins === undefined ? {} : { allowedOrigins: options.allowedOrigins }),
     });
     const server: Server = express().listen(0, '127.0.0.1');
     await new Promise((resolve) => server.once('listening', resolve));
@@ -145,9 +152,9 @@ export function useFeedTest() {
     return t;
   }
 
-  const token = (ttlSeconds = 600, channels?: string[]) =>
+  const token = (ttlSeconds = 600, channels?: string[], sub = 'trader') =>
     mintFeedToken(SECRET, {
-      sub: 'trader',
+      sub,
       ttlSeconds,
       ...(channels === undefined ? {} : { channels }),
     });

@@ -26,6 +26,13 @@ export interface Client {
   limitedSecond: number;
   limitedInSecond: number;
   alive: boolean;
+  /**
+   * When the unanswered probe was sent (performance.now() ms; 0: none): the client has not read
+   * anything sent since, so it is at least this far behind.
+   */
+  probeSentAt: number;
+  /** When the last probe was sent (performance.now() ms). */
+  lastProbeAt: number;
   /** Pending: the authentication deadline, the token's expiry, the cut after a close. */
   handshake: NodeJS.Timeout | undefined;
   expiry: NodeJS.Timeout | undefined;
@@ -41,6 +48,23 @@ export interface Sub {
   ready: boolean;
   /** Updates were held back (slow client): a snapshot is due once it drains. */
   stale: boolean;
+}
+
+/**
+ * Payload of the probe pings: a pong that echoes it says the client has read everything sent
+ * before the ping (the heartbeat's pings carry none).
+ */
+export const PROBE = Buffer.from('p');
+
+/** Whether a pong answers a probe. */
+export function isProbeAnswer(data: Buffer): boolean {
+  return data.length === 1 && data[0] === PROBE[0];
+}
+
+/** Whether updates are held back for the client (a subscription awaits its fresh snapshot). */
+export function holdsBack(client: Client): boolean {
+  for (const sub of client.subs.values()) if (sub.stale) return true;
+  return false;
 }
 
 /** How long a closed connection may take to finish its close handshake before it is cut. */
@@ -63,7 +87,11 @@ export interface ClientWriterOptions {
   stale: Set<Sub>;
 }
 
-/** Writes to the feed's clients, closing those past the hard limit and conflating past the soft. */
+/**
+ * Writes to the feed's clients: conflates those behind (past the soft limit of unsent bytes, or a
+ * probe unanswered for `maxLagMs`), and closes with 1013 those past the hard limit or behind for
+ * `slowCloseMs` with updates held back.
+ */
 export interface ClientWriter {
   control: (client: Client, type: 'ack' | 'error' | 'heartbeat', data: unknown) => void;
   error: (
@@ -74,15 +102,19 @@ export interface ClientWriter {
   ) => void;
   snapshot: (sub: Sub) => void;
   /**
-   * Sends a slice's tick: the updates of its `changed` groups to its `clients`, and the snapshots
-   * due to drained clients (of any slice).
+   * Sends a slice's tick: the updates of its `changed` groups to its `clients`, a probe to those
+   * due one, and the snapshots due to clients (of any slice) that caught up.
    */
   deliver: (changed: readonly FeedGroup<Sub>[], clients: Iterable<Client>) => void;
+  /** Closes a client that cannot keep up (1013), counted as a slow close. */
+  closeSlow: (client: Client) => void;
 }
 
 /** Creates the writer of a feed's clients; it counts what it sends in `stats`. */
 export function createClientWriter(options: ClientWriterOptions): ClientWriter {
   const { limits, stats, stale } = options;
+  // One probe per client and lag period: each costs the feed a read of its pong.
+  const probeMs = limits.maxLagMs;
 
   const send = (client: Client, text: string): void => {
     const ws = client.ws;
@@ -123,25 +155,44 @@ export function createClientWriter(options: ClientWriterOptions): ClientWriter {
     send(sub.client, envelope('snapshot', group.channel, ++sub.seq, Date.now(), group.snapshot!));
   };
 
+  /** Behind: too many unsent bytes, or a probe unanswered for longer than `maxLagMs`. */
+  const behind = (client: Client, now: number): boolean =>
+    client.ws.bufferedAmount > limits.softLimitBytes ||
+    (client.probeSentAt !== 0 && now - client.probeSentAt > limits.maxLagMs);
+
   /**
    * Sends a tick's updates client by client, each client's in one write (a corked writev) of
    * ready-made frames: every update is encoded once per tick (see feed-fanout.ts), and a client's
    * frames go straight to its socket. That is safe beside ws's own sends because the feed never
    * compresses or sends Blobs, so ws writes every frame synchronously and never holds one back.
+   *
+   * Each subscribed client is probed (a ping, in the same write) every `maxLagMs`, one probe at
+   * a time: the kernel buffers megabytes for a client that stopped reading before its unsent bytes
+   * grow, so the probe's pong, which comes only once the client has read everything before it, is
+   * what tells how far behind it is.
    */
   const deliver = (changed: readonly FeedGroup<Sub>[], clients: Iterable<Client>): void => {
-    if (changed.length > 0) {
-      const ts = Date.now();
-      const parts = new Map<FeedGroup<Sub>, UpdateParts>();
-      for (const group of changed)
-        parts.set(group, encodeUpdateParts(group.channel, ts, group.update!));
-      const due: UpdateParts[] = [];
-      const seqs: number[] = [];
-      for (const client of clients) {
-        const ws = client.ws;
-        if (ws.readyState !== WebSocket.OPEN) continue;
-        const slow = ws.bufferedAmount > limits.softLimitBytes;
-        let count = 0;
+    const now = performance.now();
+    const ts = Date.now();
+    const parts = new Map<FeedGroup<Sub>, UpdateParts>();
+    for (const group of changed)
+      parts.set(group, encodeUpdateParts(group.channel, ts, group.update!));
+    const due: UpdateParts[] = [];
+    const seqs: number[] = [];
+    for (const client of clients) {
+      const ws = client.ws;
+      if (ws.readyState !== WebSocket.OPEN) continue;
+      if (
+        client.probeSentAt !== 0 &&
+        now - client.probeSentAt > limits.slowCloseMs &&
+        holdsBack(client)
+      ) {
+        closeSlow(client);
+        continue;
+      }
+      const slow = behind(client, now);
+      let count = 0;
+      if (parts.size > 0)
         for (const sub of client.subs.values()) {
           const part = parts.get(sub.group);
           if (part === undefined || !sub.ready || sub.stale) continue;
@@ -154,31 +205,39 @@ export function createClientWriter(options: ClientWriterOptions): ClientWriter {
           due[count] = part;
           seqs[count++] = ++sub.seq;
         }
-        if (count === 0) continue;
+      const probe =
+        client.probeSentAt === 0 && client.subs.size > 0 && now - client.lastProbeAt >= probeMs;
+      if (count === 0 && !probe) continue;
+      const socket = client.socket;
+      socket.cork();
+      if (count > 0) {
         const { chunks, bytes } = frameUpdates(due, seqs, count);
-        const socket = client.socket;
-        socket.cork();
         for (const chunk of chunks) socket.write(chunk);
-        socket.uncork();
         stats.messagesOut += count;
         stats.updates += count;
         stats.bytesOut += bytes;
       }
+      if (probe) {
+        // After the updates: its pong says they were read.
+        ws.ping(PROBE);
+        client.probeSentAt = client.lastProbeAt = now;
+      }
+      socket.uncork();
     }
     for (const sub of stale) {
-      const ws = sub.client.ws;
-      if (ws.readyState !== WebSocket.OPEN) stale.delete(sub);
-      else if (ws.bufferedAmount > limits.hardLimitBytes) closeSlow(sub.client);
-      else if (ws.bufferedAmount <= limits.softLimitBytes) {
+      const client = sub.client;
+      if (client.ws.readyState !== WebSocket.OPEN) stale.delete(sub);
+      else if (client.ws.bufferedAmount > limits.hardLimitBytes) closeSlow(client);
+      else if (!behind(client, now)) {
         stale.delete(sub);
         snapshot(sub);
-      } else if (changed.includes(sub.group)) {
+      } else if (parts.has(sub.group)) {
         stats.conflations++;
       }
     }
   };
 
-  return { control, error, snapshot, deliver };
+  return { control, error, snapshot, deliver, closeSlow };
 }
 
 function envelope(type: string, channel: string, seq: number, ts: number, data: string): string {

@@ -1,5 +1,7 @@
+import type { Socket } from 'node:net';
 import { describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
+import { BOARD_NAMES, FEED_DEFAULTS } from '../../core/index.ts';
 import { DATE, Trader, useFeedTest, view } from '../../testing/feed.ts';
 
 describe('trader feed', () => {
@@ -40,17 +42,22 @@ describe('trader feed', () => {
     big.send({ op: 'ping', pad: 'x'.repeat(5000) });
     expect((await big.closed).code).toBe(1009);
 
+    // Browsers from another site are refused; the page's own (loopback) origin is not.
+    await expect(trader(url, undefined, { Origin: 'https://evil.example' }).opened).rejects.toThrow(
+      'HTTP 403',
+    );
+    const own = trader(url, undefined, { Origin: `http://127.0.0.1:${port}` });
+    await own.opened;
+    own.ws.close();
+    await own.closed;
     // Connections per address: the fourth is refused before the upgrade.
     const open = [trader(url), trader(url), trader(url)];
     await Promise.all(open.map((o) => o.opened));
     await expect(trader(url).opened).rejects.toThrow('HTTP 429');
-    // Browsers from another site are refused; the page's own origin is not.
-    await expect(trader(url, undefined, { Origin: 'https://evil.example' }).opened).rejects.toThrow(
-      'HTTP 403',
-    );
     for (const o of open) o.ws.close();
     await Promise.all(open.map((o) => o.closed));
-    await trader(url, undefined, { Origin: `http://127.0.0.1:${port}` }).opened;
+    await vi.waitFor(() => expect(feed.stats().addresses).toBe(0));
+    await trader(url).opened;
     expect(feed.stats().rejected).toMatchObject({ perIp: 1, origin: 1 });
   });
 
@@ -114,6 +121,73 @@ describe('trader feed', () => {
     });
     expect(fast.ws.readyState).toBe(WebSocket.OPEN);
   });
+
+  it('conflates a client that stops reading, then closes it 1013, with the default limits', async () => {
+    const box = iso();
+    const m = market(box);
+    const syms = Array.from({ length: 40 }, (_, n) => `S${n}`);
+    let k = 0;
+    const round = () =>
+      m.bars(Object.fromEntries(syms.map((s, n) => [s, 100 + ((n * 7 + ++k) % 50)])));
+    await round();
+    // Every limit at its default, the cadence too.
+    const { url, feed } = await serve({ limits: { cadenceMs: FEED_DEFAULTS.cadenceMs } });
+    const channels = BOARD_NAMES.map((board) => `board:${board}`);
+    const reader = trader(url, await token(600, undefined, 'reader'));
+    const stalled = trader(url, await token(600, undefined, 'stalled'));
+    await Promise.all([reader.opened, stalled.opened]);
+    for (const t of [reader, stalled]) t.send({ op: 'subscribe', channels });
+    for (const t of [reader, stalled])
+      await t.next((e) => e.channel === 'board:volume' && e.type === 'snapshot');
+    // The boards move every 100 ms from here on.
+    let moving = true;
+    const mover = (async () => {
+      while (moving) {
+        await round();
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    cleanups.push(async () => {
+      moving = false;
+      await mover;
+    });
+    const socket = (stalled.ws as unknown as { _socket: Socket })._socket;
+    // It stops reading: a few board updates are megabytes short of filling the kernel's
+    // buffers, so only its unanswered probe shows it behind. Its updates are held back.
+    socket.pause();
+    await vi.waitFor(() => expect(feed.stats().conflations).toBeGreaterThan(0), {
+      timeout: 10_000,
+      interval: 20,
+    });
+    expect(feed.stats()).toMatchObject({ slowCloses: 0, deadPeers: 0 });
+    // Reading again, it catches up with one fresh snapshot per channel that moved, no seq gap.
+    const snapshots = stalled.of('board:gainers', 'snapshot').length;
+    socket.resume();
+    await vi.waitFor(() =>
+      expect(stalled.of('board:gainers', 'snapshot').length).toBe(snapshots + 1),
+    );
+    for (const channel of channels) {
+      const seqs = stalled.of(channel).map((e) => e.seq);
+      expect(seqs).toEqual(seqs.map((_, n) => n + 1));
+    }
+    // It stops for good: conflated again, then closed with 1013 and counted as slow.
+    const conflations = feed.stats().conflations;
+    socket.pause();
+    await vi.waitFor(() => expect(feed.stats().slowCloses).toBe(1), {
+      timeout: 20_000,
+      interval: 20,
+    });
+    expect(feed.stats().conflations).toBeGreaterThan(conflations);
+    expect(feed.stats().deadPeers).toBe(0);
+    socket.resume();
+    expect(await stalled.closed).toEqual({ code: 1013, reason: 'client too slow' });
+    // The reader kept its cadence throughout: updates only, no catch-up snapshot, no gap.
+    expect(reader.ws.readyState).toBe(WebSocket.OPEN);
+    expect(reader.of('board:gainers', 'snapshot')).toHaveLength(1);
+    const seqs = reader.of('board:gainers').map((e) => e.seq);
+    expect(seqs.length).toBeGreaterThan(20);
+    expect(seqs).toEqual(seqs.map((_, n) => n + 1));
+  }, 60_000);
 
   it('closes a client past the hard limit with 1013, and the others carry on', async () => {
     const box = iso();

@@ -8,6 +8,16 @@ export function observeFeed(meter: Meter, stats: () => FeedStats): () => void {
     observableCounter(meter, name, description);
   const m = {
     clients: observableGauge(meter, 'openbell_feed_clients', 'Connected traders'),
+    pending: observableGauge(
+      meter,
+      'openbell_feed_pending_handshakes',
+      'Connections that have not sent their request headers yet',
+    ),
+    addresses: observableGauge(
+      meter,
+      'openbell_feed_addresses',
+      'Client address buckets (IPv4 addresses, IPv6 /64s) holding a connection',
+    ),
     connections: counter('openbell_feed_connections', 'Connections accepted'),
     rejected: counter('openbell_feed_rejected', 'Connections refused, by reason'),
     sent: counter('openbell_feed_messages_sent', 'Messages sent'),
@@ -23,10 +33,14 @@ export function observeFeed(meter: Meter, stats: () => FeedStats): () => void {
   return observeBatch(meter, Object.values(m), (o) => {
     const s = stats();
     o.observe(m.clients, s.clients);
+    o.observe(m.pending, s.pendingHandshakes);
+    o.observe(m.addresses, s.addresses);
     o.observe(m.connections, s.connections);
     o.observe(m.rejected, s.rejected.origin, { reason: 'origin' });
     o.observe(m.rejected, s.rejected.perIp, { reason: 'per_ip' });
+    o.observe(m.rejected, s.rejected.perSubject, { reason: 'per_subject' });
     o.observe(m.rejected, s.rejected.path, { reason: 'path' });
+    o.observe(m.rejected, s.rejected.headerTimeout, { reason: 'header_timeout' });
     o.observe(m.rejected, s.authFailures, { reason: 'auth' });
     o.observe(m.rejected, s.handshakeTimeouts, { reason: 'handshake_timeout' });
     o.observe(m.sent, s.messagesOut);

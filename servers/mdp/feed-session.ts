@@ -11,9 +11,17 @@ import {
   verifyFeedToken,
   type FeedClaims,
   type FeedClientMessage,
+  type FeedErrorCode,
   type FeedLimits,
+  type TokenFailure,
 } from '../../core/index.ts';
-import { closeWith, type Client, type ClientWriter, type Sub } from './feed-client.ts';
+import {
+  closeWith,
+  isProbeAnswer,
+  type Client,
+  type ClientWriter,
+  type Sub,
+} from './feed-client.ts';
 import type { FeedGroup, FeedHub } from './feed-hub.ts';
 import type { FeedStats } from './feed.ts';
 
@@ -33,8 +41,6 @@ export interface FeedSessionOptions {
   clients: Set<Client>;
   /** The same by tick slice: a new client joins the one with the fewest clients. */
   slices: readonly Set<Client>[];
-  /** Connections per remote address. */
-  perIp: Map<string, number>;
   /** Subscriptions whose updates were held back: one that ends is removed. */
   stale: Set<Sub>;
   writer: ClientWriter;
@@ -58,30 +64,47 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export function createConnectionHandler(
   options: FeedSessionOptions,
 ): (ws: WebSocket, socket: Duplex, request: IncomingMessage, ip: string) => void {
-  const { limits, stats, log, hub, insecure, secret, maxTop, clients, slices, perIp, stale } =
-    options;
+  const { limits, stats, log, hub, insecure, secret, maxTop, clients, slices, stale } = options;
   const { control, error, snapshot } = options.writer;
+  /** Authenticated connections per token subject; a subject without any is removed. */
+  const perSubject = new Map<string, number>();
+  const releaseSubject = (sub: string): void => {
+    const left = (perSubject.get(sub) ?? 1) - 1;
+    if (left > 0) perSubject.set(sub, left);
+    else perSubject.delete(sub);
+  };
 
   const authenticate = async (client: Client, token: string): Promise<boolean> => {
-    const result = await verifyFeedToken(secret, token);
+    const result = await verifyFeedToken(secret, token, {
+      maxTtlSeconds: limits.maxTokenTtlSeconds,
+    });
+    // Closed while the token was checked: it must not take a subject's place.
+    if (client.ws.readyState !== WebSocket.OPEN) return false;
     if ('failure' in result) {
       stats.authFailures++;
-      closeWith(
-        client,
-        FEED_CLOSE.unauthorized,
-        result.failure === 'expired' ? 'token expired' : 'invalid token',
-      );
+      closeWith(client, FEED_CLOSE.unauthorized, TOKEN_CLOSE_REASONS[result.failure]);
       return false;
     }
-    // A new token (a refresh) replaces the old one: its expiry and its allow-list.
+    const previous = typeof client.claims === 'object' ? client.claims.sub : undefined;
+    if (result.sub !== previous) {
+      if ((perSubject.get(result.sub) ?? 0) >= limits.maxConnectionsPerSubject) {
+        stats.rejected.perSubject++;
+        closeWith(client, FEED_CLOSE.tooManyConnections, 'too many connections for this token');
+        return false;
+      }
+      perSubject.set(result.sub, (perSubject.get(result.sub) ?? 0) + 1);
+      if (previous !== undefined) releaseSubject(previous);
+    }
+    // A new token (a refresh) replaces the old one: its subject, expiry and allow-list.
     client.claims = result;
     if (client.handshake !== undefined) clearTimeout(client.handshake);
     armExpiry(client, result.exp * 1000);
-    for (const channel of [...client.subs.keys()]) {
-      if (channelAllowed(result, channel)) continue;
-      leave(client, channel);
-      error(client, 'forbidden_channel', `the new token does not allow ${channel}`, { channel });
-    }
+    const dropped = [...client.subs.keys()].filter((channel) => !channelAllowed(result, channel));
+    for (const channel of dropped) leave(client, channel);
+    if (dropped.length > 0)
+      error(client, 'forbidden_channel', `the new token does not allow ${count(dropped.length)}`, {
+        refused: { forbidden_channel: dropped },
+      });
     return true;
   };
 
@@ -105,32 +128,29 @@ export function createConnectionHandler(
     const top = Math.min(message.top ?? maxTop, maxTop);
     const echo = message.id === undefined ? {} : { id: message.id };
     const accepted: { channel: string; spec: NonNullable<ReturnType<typeof parseChannel>> }[] = [];
-    for (const channel of new Set(message.channels)) {
+    const channels = new Set(message.channels);
+    const refused = new Refusals();
+    for (const channel of channels) {
       const spec = parseChannel(channel);
-      if (spec === undefined) {
-        error(client, 'unknown_channel', `no such channel: ${channel.slice(0, 64)}`, {
-          channel,
-          ...echo,
-        });
-      } else if (client.claims !== 'insecure' && !channelAllowed(client.claims!, channel)) {
-        error(client, 'forbidden_channel', `the token does not allow ${channel}`, {
-          channel,
-          ...echo,
-        });
-      } else if (!client.subs.has(channel) && client.subs.size >= limits.maxSubscriptions) {
-        error(
-          client,
-          'too_many_subscriptions',
-          `at most ${limits.maxSubscriptions} channels per connection`,
-          { channel, ...echo },
-        );
-      } else {
+      if (spec === undefined) refused.add('unknown_channel', channel);
+      else if (client.claims !== 'insecure' && !channelAllowed(client.claims!, channel))
+        refused.add('forbidden_channel', channel);
+      else if (!client.subs.has(channel) && client.subs.size >= limits.maxSubscriptions)
+        refused.add('too_many_subscriptions', channel);
+      else {
         // Resubscribing (e.g. with another top, or after a gap) replaces the subscription.
         leave(client, channel);
         accepted.push({ channel, spec });
         client.subs.set(channel, placeholder(client));
       }
     }
+    // One error for every refused channel of the message: a reply per channel would let a
+    // client make the feed send many times the bytes it sent.
+    if (refused.first !== undefined)
+      error(client, refused.first, refused.describe(channels.size, limits.maxSubscriptions), {
+        refused: refused.byCode,
+        ...echo,
+      });
     if (accepted.length === 0) return;
     control(client, 'ack', {
       op: 'subscribe',
@@ -138,6 +158,7 @@ export function createConnectionHandler(
       top,
       ...echo,
     });
+    const unavailable: string[] = [];
     for (const { channel, spec } of accepted) {
       const sub = client.subs.get(channel);
       // Unsubscribed, or the connection closed, while an earlier snapshot was read.
@@ -147,10 +168,7 @@ export function createConnectionHandler(
       } catch (err) {
         log.warn({ err, channel }, 'feed snapshot read failed');
         if (client.subs.get(channel) === sub) client.subs.delete(channel);
-        error(client, 'unavailable', `no snapshot of ${channel} now: subscribe again`, {
-          channel,
-          ...echo,
-        });
+        unavailable.push(channel);
         continue;
       }
       // Unsubscribed or gone while the snapshot was read.
@@ -160,6 +178,16 @@ export function createConnectionHandler(
       }
       snapshot(sub);
     }
+    if (unavailable.length > 0)
+      error(
+        client,
+        'unavailable',
+        `no snapshot of ${count(unavailable.length)} now: subscribe again`,
+        {
+          refused: { unavailable },
+          ...echo,
+        },
+      );
   };
 
   const leave = (client: Client, channel: string): boolean => {
@@ -252,13 +280,14 @@ export function createConnectionHandler(
       limitedSecond: 0,
       limitedInSecond: 0,
       alive: true,
+      probeSentAt: 0,
+      lastProbeAt: 0,
       handshake: undefined,
       expiry: undefined,
       cut: undefined,
     };
     clients.add(client);
     slices[client.slice]!.add(client);
-    perIp.set(ip, (perIp.get(ip) ?? 0) + 1);
     stats.clients = clients.size;
     stats.connections++;
     // Messages are handled one after another: a subscribe's snapshot reads finish before the next.
@@ -268,8 +297,9 @@ export function createConnectionHandler(
         .then(() => onMessage(client, data, isBinary))
         .catch((err: unknown) => log.warn({ err }, 'feed message failed'));
     });
-    ws.on('pong', () => {
+    ws.on('pong', (data) => {
       client.alive = true;
+      if (isProbeAnswer(data)) client.probeSentAt = 0;
     });
     ws.on('error', (err) => log.debug({ err: err.message, ip }, 'feed client error'));
     ws.on('close', () => {
@@ -278,9 +308,7 @@ export function createConnectionHandler(
       clients.delete(client);
       slices[client.slice]!.delete(client);
       stats.clients = clients.size;
-      const left = (perIp.get(ip) ?? 1) - 1;
-      if (left > 0) perIp.set(ip, left);
-      else perIp.delete(ip);
+      if (typeof client.claims === 'object') releaseSubject(client.claims.sub);
     });
     if (insecure) return;
     const token = bearerOf(request);
@@ -303,6 +331,42 @@ export function createConnectionHandler(
   };
 
   return onConnection;
+}
+
+/** The reason of a 4401 close, by why the token was refused. */
+const TOKEN_CLOSE_REASONS: Record<TokenFailure, string> = {
+  expired: 'token expired',
+  invalid: 'invalid token',
+  lifetime: 'token lifetime over the limit',
+  future: 'token issued in the future',
+};
+
+/** "1 channel", "3 channels". */
+const count = (n: number): string => `${n} channel${n === 1 ? '' : 's'}`;
+
+/** The channels a subscribe message refused, by code, for its one error reply. */
+class Refusals {
+  /** The code of the first refused channel: the error's `code`. */
+  first: FeedErrorCode | undefined;
+  readonly byCode: Partial<Record<FeedErrorCode, string[]>> = {};
+  #total = 0;
+
+  add(code: FeedErrorCode, channel: string): void {
+    this.first ??= code;
+    (this.byCode[code] ??= []).push(channel);
+    this.#total++;
+  }
+
+  /** The error's message: how many were refused, and why. */
+  describe(of: number, maxSubscriptions: number): string {
+    const why: Partial<Record<FeedErrorCode, string>> = {
+      unknown_channel: 'no such channel',
+      forbidden_channel: 'not allowed by the token',
+      too_many_subscriptions: `at most ${maxSubscriptions} channels per connection`,
+    };
+    const reasons = Object.keys(this.byCode).map((code) => why[code as FeedErrorCode] ?? code);
+    return `${this.#total} of ${count(of)} refused: ${reasons.join('; ')}`;
+  }
 }
 
 /** Marks a subscription whose group is still being joined. */

@@ -214,10 +214,14 @@ describe('trader feed', () => {
       (e) => e.type === 'ack' && (e.data as { op: string }).op === 'subscribe',
     );
     expect((ack.data as { channels: string[] }).channels).toEqual(['board:gappers', 'symbol:AAPL']);
+    // One error for the message, listing what it refused and why.
     const errors = t.messages.filter((e) => e.type === 'error').map((e) => e.data);
     expect(errors).toEqual([
-      expect.objectContaining({ code: 'forbidden_channel', channel: 'symbol:TSLA' }),
-      expect.objectContaining({ code: 'unknown_channel', channel: 'board:losers' }),
+      {
+        code: 'forbidden_channel',
+        message: '2 of 4 channels refused: not allowed by the token; no such channel',
+        refused: { forbidden_channel: ['symbol:TSLA'], unknown_channel: ['board:losers'] },
+      },
     ]);
     expect(t.ws.readyState).toBe(WebSocket.OPEN);
   });
@@ -276,7 +280,10 @@ describe('trader feed', () => {
     t.send({ op: 'auth', token: await token(600, ['board:*']), id: 'refresh' });
     await t.next((e) => e.type === 'ack' && (e.data as { id?: string }).id === 'refresh');
     const dropped = await t.next((e) => e.type === 'error');
-    expect(dropped.data).toMatchObject({ code: 'forbidden_channel', channel: 'symbol:AAPL' });
+    expect(dropped.data).toMatchObject({
+      code: 'forbidden_channel',
+      refused: { forbidden_channel: ['symbol:AAPL'] },
+    });
     t.send({ op: 'unsubscribe', channels: ['board:volume', 'symbol:AAPL'] });
     const ack = await t.next(
       (e) => e.type === 'ack' && (e.data as { op: string }).op === 'unsubscribe',

@@ -24,10 +24,13 @@ import {
   CLOSE_GRACE_MS,
   closeWith,
   createClientWriter,
+  holdsBack,
   type Client,
   type Sub,
 } from './feed-client.ts';
 import { READ_TIMEOUT_MS, createFeedHub, type FeedHub } from './feed-hub.ts';
+import { createFeedGate } from './feed-gate.ts';
+import { LOOPBACK, originAllowed, parseAllowedOrigins } from './feed-origin.ts';
 import { createConnectionHandler } from './feed-session.ts';
 
 /** Options of {@link createFeed}. */
@@ -42,7 +45,11 @@ export interface FeedOptions {
   /** Most rows a board subscription gets (what the analyzers publish). @default 20 */
   top?: number;
   limits?: Partial<FeedLimits>;
-  /** Origins allowed besides the page's own host. */
+  /**
+   * Browser origins allowed to connect: exact origins, `loopback` (http(s) on localhost,
+   * 127.0.0.1 or [::1], any port) or `*`. Clients that send no `Origin` (not browsers) are not
+   * checked. Empty: the default. @default ['loopback']
+   */
   allowedOrigins?: readonly string[];
   /** Path of the WebSocket. @default /ws */
   path?: string;
@@ -52,7 +59,21 @@ export interface FeedOptions {
 export interface FeedStats {
   clients: number;
   connections: number;
-  rejected: { origin: number; perIp: number; path: number };
+  /**
+   * Connections refused: a foreign origin, the address or the token subject at its cap, a path
+   * other than the feed's, request headers not sent in time.
+   */
+  rejected: {
+    origin: number;
+    perIp: number;
+    perSubject: number;
+    path: number;
+    headerTimeout: number;
+  };
+  /** Connections that have not sent their request headers yet. */
+  pendingHandshakes: number;
+  /** Address buckets (IPv4 addresses, IPv6 /64s) holding a connection. */
+  addresses: number;
   authFailures: number;
   handshakeTimeouts: number;
   messagesIn: number;
@@ -100,7 +121,11 @@ export function createFeed(options: FeedOptions): Feed {
 
   const maxTop = options.top ?? 20;
   const path = options.path ?? '/ws';
-  const allowedOrigins = new Set(options.allowedOrigins ?? []);
+  const origins = parseAllowedOrigins(
+    options.allowedOrigins === undefined || options.allowedOrigins.length === 0
+      ? [LOOPBACK]
+      : options.allowedOrigins,
+  );
   const redis = new Redis(options.redisUrl, {
     lazyConnect: true,
     maxRetriesPerRequest: 2,
@@ -141,12 +166,13 @@ export function createFeed(options: FeedOptions): Feed {
     maxPayload: limits.maxMessageBytes,
     handleProtocols: (offered) => (offered.has(FEED_SUBPROTOCOL) ? FEED_SUBPROTOCOL : false),
   });
-  const perIp = new Map<string, number>();
   const stale = new Set<Sub>();
   const stats: FeedStats = {
     clients: 0,
     connections: 0,
-    rejected: { origin: 0, perIp: 0, path: 0 },
+    rejected: { origin: 0, perIp: 0, perSubject: 0, path: 0, headerTimeout: 0 },
+    pendingHandshakes: 0,
+    addresses: 0,
     authFailures: 0,
     handshakeTimeouts: 0,
     messagesIn: 0,
@@ -184,28 +210,29 @@ export function createFeed(options: FeedOptions): Feed {
     maxTop,
     clients,
     slices,
-    perIp,
     stale,
     writer,
   });
+  const gate = createFeedGate({
+    maxPerAddress: limits.maxConnectionsPerIp,
+    headerTimeoutMs: limits.headerTimeoutMs,
+    stats,
+  });
 
   const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    // Holds a place of its address from here until the socket closes (refused ones close).
+    if (!gate.admit(request, socket)) return refuse(socket, 429, 'Too Many Requests');
     const url = new URL(request.url ?? '/', 'http://feed');
     if (url.pathname !== path) {
       stats.rejected.path++;
       return refuse(socket, 404, 'Not Found');
     }
     const origin = request.headers.origin;
-    if (origin !== undefined && !originAllowed(origin, request.headers.host, allowedOrigins)) {
+    if (origin !== undefined && !originAllowed(origins, origin)) {
       stats.rejected.origin++;
       return refuse(socket, 403, 'Forbidden');
     }
     const ip = request.socket.remoteAddress ?? 'unknown';
-    // Counted once connected: a handshake that fails never reaches onConnection.
-    if ((perIp.get(ip) ?? 0) >= limits.maxConnectionsPerIp) {
-      stats.rejected.perIp++;
-      return refuse(socket, 429, 'Too Many Requests');
-    }
     wss.handleUpgrade(request, socket, head, (ws) => onConnection(ws, socket, request, ip));
   };
 
@@ -315,10 +342,15 @@ export function createFeed(options: FeedOptions): Feed {
     );
   };
 
+  /** Pings everyone; one that missed the previous ping is slow if updates wait for it, else dead. */
   const heartbeat = (): void => {
     for (const client of clients) {
       if (client.ws.readyState !== WebSocket.OPEN) continue;
       if (!client.alive) {
+        if (holdsBack(client)) {
+          writer.closeSlow(client);
+          continue;
+        }
         stats.deadPeers++;
         client.ws.terminate();
         continue;
@@ -331,6 +363,7 @@ export function createFeed(options: FeedOptions): Feed {
 
   const feed: Feed = {
     attach(server) {
+      gate.attach(server);
       server.on('upgrade', onUpgrade);
     },
     start() {
@@ -359,6 +392,7 @@ export function createFeed(options: FeedOptions): Feed {
       return (closed ??= (async () => {
         if (tickTimer !== undefined) clearTimeout(tickTimer);
         if (heartbeatTimer !== undefined) clearInterval(heartbeatTimer);
+        gate.close();
         for (const client of clients)
           closeWith(client, FEED_CLOSE.goingAway, 'server shutting down');
         // Clients that do not read are cut after the grace period; then nothing is left.
@@ -376,6 +410,8 @@ export function createFeed(options: FeedOptions): Feed {
     stats: () => ({
       ...stats,
       rejected: { ...stats.rejected },
+      pendingHandshakes: gate.pending(),
+      addresses: gate.addresses(),
       errors: { ...stats.errors },
       slices: slices.map((slice) => slice.size),
       hub: { ...hub.stats },
@@ -393,16 +429,18 @@ export function assertFeedAuth(options: Pick<FeedOptions, 'secret' | 'insecure'>
   assertFeedSecret(secret);
 }
 
-/** The page's own host, or a listed origin; browsers always send Origin, other clients may not. */
-function originAllowed(origin: string, host: string | undefined, allowed: Set<string>): boolean {
-  if (allowed.has(origin) || allowed.has('*')) return true;
-  try {
-    return host !== undefined && new URL(origin).host === host;
-  } catch {
-    return false;
-  }
-}
-
+/**
+ * Answers an upgrade request with an HTTP error and closes the connection once it is written (one
+ * already answered, by the gate, is just closed).
+ */
 function refuse(socket: Duplex, status: number, text: string): void {
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  // Node has let go of an upgraded socket: an error now (a peer's reset) would be uncaught.
+  socket.on('error', () => undefined);
+  if (socket.writableEnded) {
+    socket.destroy();
+    return;
+  }
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () =>
+    socket.destroy(),
+  );
 }
