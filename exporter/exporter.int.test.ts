@@ -72,6 +72,10 @@ describe('exporter against a live mdp', () => {
     expect(sample(text, 'openbell_health_listener_events_total{type="T"}')).toBe(2);
     expect(sample(text, 'openbell_health_publisher_confirmed_total')).toBe(now.publisher.confirmed);
     expect(sample(text, 'openbell_health_publisher_connected')).toBe(1);
+    expect(sample(text, 'openbell_health_ledger_accepted_events_total')).toBe(3);
+    expect(sample(text, 'openbell_health_ledger_dropped_events_total{drop="publisher/lost"}')).toBe(
+      0,
+    );
     expect(sample(text, 'openbell_health_analyzer_events_total')).toBe(3);
     // `scale: 0.001` multiplies: 26 × 0.001 is 0.026000000000000002, not 26 / 1000.
     expect(sample(text, 'openbell_health_analyzer_lag_max_seconds')).toBeCloseTo(
