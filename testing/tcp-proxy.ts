@@ -51,3 +51,16 @@ export async function createTcpProxy(host: string, port: number): Promise<TcpPro
     },
   };
 }
+
+/**
+ * A proxy in front of the host and port of a service URL (`redis://`, `amqp://`, defaults 6379
+ * and 5672), and the same URL through it: a shared service made unreachable for one test only.
+ */
+export async function proxyServiceUrl(url: string): Promise<{ proxy: TcpProxy; url: string }> {
+  const target = new URL(url);
+  const defaultPort = target.protocol === 'redis:' ? 6379 : 5672;
+  const proxy = await createTcpProxy(target.hostname, Number(target.port || defaultPort));
+  target.hostname = '127.0.0.1';
+  target.port = String(proxy.port);
+  return { proxy, url: target.toString() };
+}

@@ -11,7 +11,7 @@ import {
   type MarketEvent,
 } from '../../core/index.ts';
 import { useIsolation, type Isolation } from '../../testing/harness.ts';
-import { createTcpProxy, type TcpProxy } from '../../testing/tcp-proxy.ts';
+import { proxyServiceUrl } from '../../testing/tcp-proxy.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/openbell.mjs', import.meta.url));
 const DATE = '2026-11-24';
@@ -21,16 +21,6 @@ const QUEUE_TTL_MS = 600_000;
 interface Health {
   status: string;
   dependencies: Record<string, DependencyHealth>;
-}
-
-/** A proxy in front of the host:port of `url` (a shared service), and `url` through it. */
-async function proxied(url: string): Promise<{ proxy: TcpProxy; url: string }> {
-  const target = new URL(url);
-  const defaultPort = target.protocol === 'redis:' ? 6379 : 5672;
-  const proxy = await createTcpProxy(target.hostname, Number(target.port || defaultPort));
-  target.hostname = '127.0.0.1';
-  target.port = String(proxy.port);
-  return { proxy, url: target.toString() };
 }
 
 describe('lba health', () => {
@@ -71,8 +61,8 @@ describe('lba health', () => {
     (await (await fetch(`http://127.0.0.1:${port}/health`)).json()) as Health;
 
   it('answers /readyz 503 while Redis or RabbitMQ is unreachable, naming it, and 200 after', async () => {
-    const redis = await proxied(iso().redisUrl);
-    const amqp = await proxied(iso().amqpUrl);
+    const redis = await proxyServiceUrl(iso().redisUrl);
+    const amqp = await proxyServiceUrl(iso().amqpUrl);
     cleanups.push(
       () => redis.proxy.close(),
       () => amqp.proxy.close(),

@@ -12,7 +12,7 @@ import {
 import { createMassiveServer, type MassiveServer } from '../../replay/massive-server.ts';
 import { useIsolation, type Isolation } from '../../testing/harness.ts';
 import { seriesValue } from '../../testing/mdp.ts';
-import { createTcpProxy, type TcpProxy } from '../../testing/tcp-proxy.ts';
+import { proxyServiceUrl } from '../../testing/tcp-proxy.ts';
 import { createMdp, type Mdp, type MdpMassiveTuning, type MdpOptions } from './app.ts';
 
 const OPEN = Date.parse('2026-11-24T14:30:00Z');
@@ -20,16 +20,6 @@ const OPEN = Date.parse('2026-11-24T14:30:00Z');
 interface Health {
   status: string;
   dependencies: Record<string, DependencyHealth>;
-}
-
-/** A proxy in front of the host:port of `url` (a shared service), and `url` through it. */
-async function proxied(url: string): Promise<{ proxy: TcpProxy; url: string }> {
-  const target = new URL(url);
-  const defaultPort = target.protocol === 'redis:' ? 6379 : 5672;
-  const proxy = await createTcpProxy(target.hostname, Number(target.port || defaultPort));
-  target.hostname = '127.0.0.1';
-  target.port = String(proxy.port);
-  return { proxy, url: target.toString() };
 }
 
 describe('mdp health', () => {
@@ -155,8 +145,8 @@ describe('mdp health', () => {
 
   it('answers /readyz 503 while Redis or RabbitMQ is unreachable, naming it, and 200 after', async () => {
     const server = await massiveServer();
-    const redis = await proxied(iso().redisUrl);
-    const amqp = await proxied(iso().amqpUrl);
+    const redis = await proxyServiceUrl(iso().redisUrl);
+    const amqp = await proxyServiceUrl(iso().amqpUrl);
     cleanups.push(
       () => redis.proxy.close(),
       () => amqp.proxy.close(),
