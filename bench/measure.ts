@@ -56,11 +56,15 @@ export function cpuSeconds(pid: number): number {
 }
 
 /** The pid of a local process whose command line matches, from /proc; `undefined` if none. */
-export function findProcess(matches: (commandLine: string) => boolean): number | undefined {
+export function findProcess(
+  matches: (commandLine: string, pid: number) => boolean,
+): number | undefined {
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      if (matches(readFileSync(`/proc/${name}/cmdline`, 'utf8').replaceAll('\0', ' ')))
+      if (
+        matches(readFileSync(`/proc/${name}/cmdline`, 'utf8').replaceAll('\0', ' '), Number(name))
+      )
         return Number(name);
     } catch {
       // It exited while we looked.

@@ -4,7 +4,7 @@ import amqp from 'amqplib';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -439,8 +439,14 @@ async function endToEnd(
     // CPU time of each part over the run: what a faster end to end has to take from.
     // RabbitMQ when the bench's broker runs on this machine (the Erlang VM booting rabbit).
     const local = ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(box.amqpUrl).hostname);
+    // Not a private node a test or lab started beside it (services/private.ts names them so).
     const broker = local
-      ? findProcess((line) => line.includes('beam.smp') && line.includes('-s rabbit boot'))
+      ? findProcess(
+          (line, pid) =>
+            line.includes('beam.smp') &&
+            line.includes('-s rabbit boot') &&
+            !/RABBITMQ_NODENAME=openbell-[0-9a-f]{8}@/.test(environOf(pid)),
+        )
       : undefined;
     const cpu = async () => {
       const self = process.cpuUsage();
@@ -522,6 +528,15 @@ async function pollUntil<T>(
     const value = await read();
     if (done(value) || Date.now() >= deadline) return value;
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+/** A process's environment as one string, or '' when it cannot be read. */
+function environOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/environ`, 'utf8').replaceAll('\0', '\n');
+  } catch {
+    return '';
   }
 }
 
