@@ -25,8 +25,11 @@ export async function benchReplay(options: {
 }): Promise<Measurement[]> {
   const path = await ensureMarketOpen();
   const runs = options.runs ?? 3;
-  const broker = async (k: number): Promise<ReplaySummary> => {
-    const names = createNames({ namespace: `benchreplay${k}` });
+  const broker = async (
+    k: number,
+    delivery: 'persistent' | 'transient',
+  ): Promise<ReplaySummary> => {
+    const names = createNames({ namespace: `benchreplay${k}${delivery[0]}` });
     const recording = await openRecording(path);
     try {
       return await serveReplay({
@@ -37,7 +40,7 @@ export async function benchReplay(options: {
           amqpUrl: options.amqpUrl,
           names,
           group: 'analyzers',
-          transport: parseTransportOptions({}),
+          transport: parseTransportOptions({ delivery }),
         },
       });
     } finally {
@@ -86,11 +89,19 @@ export async function benchReplay(options: {
     }
   };
   const toBroker: ReplaySummary[] = [];
+  const toBrokerTransient: ReplaySummary[] = [];
   const overSocket: (ReplaySummary & { received: number })[] = [];
-  for (let k = 0; k < runs; k++) toBroker.push(await broker(k));
+  // Persistent (the default) and transient batches, run after run on the machine as it is.
+  for (let k = 0; k < runs; k++) {
+    toBroker.push(await broker(k, 'persistent'));
+    toBrokerTransient.push(await broker(k, 'transient'));
+  }
   for (let k = 0; k < runs; k++) overSocket.push(await socket());
   return [
     measurement('replay.file-to-broker', toBroker, (s) => ({ dropped: s.broker?.dropped ?? 0 })),
+    measurement('replay.file-to-broker.transient', toBrokerTransient, (s) => ({
+      dropped: s.broker?.dropped ?? 0,
+    })),
     measurement('replay.websocket', overSocket, (s) => ({ received: s.received })),
   ];
 }
