@@ -68,8 +68,8 @@ export interface SettingsOptions {
  * groups of 16,000 events) against no file. Measured on the 2-core reference machine: the
  * pipeline bench's `redis.apply.aof-*` (`npm run bench -- --only pipeline --events 100000`, three
  * runs each, median) gave 417 k events/s without the file, 393 k with `everysec` and 374 k with
- * `always` (−10 %); the same script on 400,000 events, nine interleaved runs, median: 415 k, 427 k
- * and 389 k (−6 %). Redis fsyncs once per event-loop turn, so one script call of a whole group
+ * `always` (−10 %); the same measurement by a standalone script, 400,000 events, nine interleaved
+ * runs, median: 415 k, 427 k and 389 k (−6 %). Redis fsyncs once per event-loop turn, so one script call of a whole group
  * pays one fsync.
  */
 export const REDIS_PERSISTENCE = { appendonly: 'yes', appendfsync: 'always' } as const;
@@ -114,8 +114,7 @@ const REDIS: ServiceDefinition = {
         'no',
       ],
       marker: 'redis-server',
-      // Loading a large append-only file takes a while; the probe's PING waits for it.
-      readyTimeoutMs: 60_000,
+      readyTimeoutMs: 10_000,
     };
   },
   settings: redisSettings,
