@@ -7,7 +7,7 @@ import { replayCommand, synthCommand } from './replay/main.ts';
 import { lbaCommand } from './servers/lba/main.ts';
 import { feedCommand } from './servers/mdp/feed-main.ts';
 import { mdpCommand } from './servers/mdp/main.ts';
-import { SERVICES } from './services/definitions.ts';
+import { REDIS_PERSISTENCE, SERVICES } from './services/definitions.ts';
 
 interface Service {
   image?: string;
@@ -133,6 +133,17 @@ describe('compose.yaml', () => {
     expect(compose.services['rabbitmq']!.ports).toEqual(
       expect.arrayContaining(['127.0.0.1:15672:15672', '127.0.0.1:15692:15692']),
     );
+  });
+
+  it('runs Redis with the append-only file of the services script, in a volume', () => {
+    const redis = compose.services['redis']!;
+    const args = redis.command ?? [];
+    const value = (flag: string) => args[args.indexOf(flag) + 1];
+    expect(value('--appendonly')).toBe(REDIS_PERSISTENCE.appendonly);
+    expect(value('--appendfsync')).toBe(REDIS_PERSISTENCE.appendfsync);
+    // The image's working directory, where Redis writes the file: kept across containers.
+    expect(redis.volumes).toEqual(['redis-data:/data']);
+    expect(parse(read('compose.yaml'))).toHaveProperty(['volumes', 'redis-data']);
   });
 
   it("keeps the fallback's Prometheus on the host's loopback, with the native config and rules", () => {

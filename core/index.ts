@@ -140,6 +140,20 @@ export type {
 export { createRedisHealth } from './redis-health.ts';
 export type { RedisHealth, RedisHealthOptions } from './redis-health.ts';
 export {
+  STATE_LOSS_KINDS,
+  createStateGuard,
+  observeStateGuard,
+  restoreLatestDate,
+} from './state-guard.ts';
+export type {
+  StateGuard,
+  StateGuardOptions,
+  StateGuardStats,
+  StateLoss,
+  StateLossKind,
+  StateRestore,
+} from './state-guard.ts';
+export {
   DEFAULT_TOPICS,
   MASSIVE_CLIENT_DEFAULTS,
   MASSIVE_STOCKS_URL,

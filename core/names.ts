@@ -45,6 +45,11 @@ export interface Names {
   published(date: string): string;
   /** String key: the newest trading date any analyzer has applied data for. */
   readonly latestDate: string;
+  /**
+   * Hash marking the namespace's state in Redis (core/state-guard.ts): a random `epoch` set when
+   * the state starts and a `seq` every guard increments; its loss or a step back is a state loss.
+   */
+  readonly stateMarker: string;
   /** Hash of previous closes (symbol → price) that serve a trading date. */
   prevClose(date: string): string;
   /** Set of batch ids already applied on a trading date (exactly-once under redelivery). */
@@ -92,6 +97,7 @@ export function createNames(options: NamesOptions = {}): Names {
     publishLock: (date) => key('lock', date, 'publish'),
     published: (date) => key('published', date),
     latestDate: `${ns}:latest-date`,
+    stateMarker: `${ns}:state-marker`,
     prevClose: (date) => key('prevclose', date),
     appliedBatches: (date) => key('batches', date),
     ledger: (date) => key('ledger', date),

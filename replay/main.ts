@@ -4,6 +4,7 @@ import { finished } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   DEFAULT_TOPICS,
+  assertDate,
   createNames,
   openRecording,
   parseTransportOptions,
@@ -21,6 +22,8 @@ import { startProcessTelemetry, telemetryOptions, type TelemetryFlags } from '..
 import { formatInfo, recordingInfo } from './info.ts';
 import { exportJsonl, importJsonl } from './jsonl.ts';
 import { recordFromExchange, recordFromWebSocket } from './recorder.ts';
+import { referenceForRecording } from './reference.ts';
+import { sessionDateAt } from '../servers/mdp/prev-close.ts';
 import { DEFAULT_ENCODE_WORKERS } from './broker-sink.ts';
 import { serveReplay } from './serve.ts';
 import { SYNTH_DEFAULTS } from './synth.ts';
@@ -109,6 +112,10 @@ interface RecordFlags extends ConnectionFlags {
   topics: string;
   duration?: number;
   force?: boolean;
+  date?: string;
+  prevCloseFile?: string;
+  prevClose: boolean;
+  massiveRestUrl: string;
 }
 
 /** `openbell record`: records a feed, or imports, exports and describes recordings. */
@@ -144,18 +151,64 @@ export function recordCommand(): Command {
         .env(env('RECORD_DURATION'))
         .argParser(integer),
     )
-    .addOption(new Option('--force', 'overwrite an existing file').env(env('RECORD_FORCE')));
+    .addOption(new Option('--force', 'overwrite an existing file').env(env('RECORD_FORCE')))
+    .addOption(
+      new Option(
+        '--date <YYYY-MM-DD>',
+        'trading date recorded, in the header (default: the current or next session)',
+      ).env(env('RECORD_DATE')),
+    )
+    .addOption(
+      new Option(
+        '--prev-close-file <path>',
+        'previous closes for the header from a file (grouped daily bars, or {"SYM": close})',
+      ).env('OPENBELL_PREV_CLOSE_FILE'),
+    )
+    .addOption(
+      new Option('--massive-rest-url <url>', 'Massive REST API for previous closes')
+        .env('MASSIVE_REST_URL')
+        .default('https://api.massive.com'),
+    )
+    .addOption(
+      new Option('--no-prev-close', 'record no previous closes in the header').env(
+        env('RECORD_NO_PREV_CLOSE'),
+      ),
+    );
   for (const option of connectionOptions()) command.addOption(option);
+  command.addHelpText(
+    'after',
+    `
+Previous closes: the header keeps those of the recorded date (--date), for replays to load
+(openbell replay): from --prev-close-file; else from the Redis at --redis-url (REDIS_URL,
+--namespace) when an mdp loaded them there; else from Massive's REST grouped daily bars with
+MASSIVE_API_KEY (--massive-rest-url); else none (a warning). --no-prev-close records the date alone.`,
+  );
   command.action(async (flags: RecordFlags) => {
     if (flags.output === undefined) throw new Error('record: -o/--output <file> is required');
     if ((flags.from === undefined) === (flags.tap !== true))
       throw new Error('record: give either --from <ws url> or --tap');
     const log = createRootLogger('openbell-record');
+    const connection = parseConnectionFlags(flags);
+    const names = createNames({ namespace: connection.namespace });
+    const date = flags.date ?? sessionDateAt(Date.now());
+    assertDate(date);
+    const meta = flags.prevClose
+      ? await referenceForRecording({
+          date,
+          file: flags.prevCloseFile,
+          redisUrl: connection.redisUrl,
+          names,
+          apiKey: flags.apiKey,
+          restUrl: flags.massiveRestUrl,
+          log,
+        })
+      : { date };
     const abort = new AbortController();
     const stop = (): void => abort.abort();
     process.once('SIGINT', stop).once('SIGTERM', stop);
     const common = {
       output: flags.output,
+      meta,
       log,
       overwrite: flags.force === true,
       signal: abort.signal,
@@ -171,8 +224,8 @@ export function recordCommand(): Command {
           })
         : await recordFromExchange({
             ...common,
-            amqpUrl: parseConnectionFlags(flags).amqpUrl,
-            names: createNames({ namespace: flags.namespace }),
+            amqpUrl: connection.amqpUrl,
+            names,
             bindings: flags.bindings.split(',').map((t) => t.trim()),
           });
     log.info(
@@ -323,8 +376,22 @@ export function replayCommand(): Command {
         .argParser(integer)
         .default(DEFAULT_ENCODE_WORKERS),
     );
+  command.addOption(
+    new Option(
+      '--no-prev-close',
+      "do not load the recording's previous closes into Redis (then no Redis is needed)",
+    ).env(env('REPLAY_NO_PREV_CLOSE')),
+  );
   for (const option of connectionOptions()) command.addOption(option);
   for (const option of telemetryOptions(true)) command.addOption(option);
+  command.addHelpText(
+    'after',
+    `
+Previous closes: the recording's (its header's meta.prevClose, for meta.date) are stored in the
+Redis at --redis-url (REDIS_URL), namespace --namespace, before the replay starts, for the
+analyzers' gappers board; and again whenever that Redis loses its state while the replay runs.
+A recording without them is replayed as it is (logged). --no-prev-close skips this.`,
+  );
   command.addOption(
     new Option(
       '--metrics-linger-ms <ms>',
@@ -352,6 +419,14 @@ export function replayCommand(): Command {
         to: flags.to,
         loop: flags.loop === true,
         progress: process.stderr,
+        ...(flags.prevClose
+          ? {
+              reference: {
+                redisUrl: parseConnectionFlags(flags).redisUrl,
+                names: createNames({ namespace: flags.namespace }),
+              },
+            }
+          : {}),
         ...(flags.toBroker === true
           ? {
               broker: {
@@ -406,4 +481,5 @@ interface ReplayFlags extends ConnectionFlags, Partial<TelemetryFlags> {
   delivery: 'persistent' | 'transient';
   encodeWorkers: number;
   metricsLingerMs: number;
+  prevClose: boolean;
 }

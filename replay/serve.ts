@@ -7,6 +7,11 @@ import {
   type MassiveServerStats,
 } from './massive-server.ts';
 import { showProgress } from './progress.ts';
+import {
+  loadRecordingReference,
+  type RecordingReference,
+  type RecordingReferenceOptions,
+} from './reference.ts';
 import { eventsInRange, formatPace, parsePace, rangeOf, replay, type Replay } from './replayer.ts';
 
 /** Options of {@link serveReplay}: a recording, a pace and window, and one destination. */
@@ -43,6 +48,11 @@ export interface ServeReplayOptions {
     /** Encode worker threads (0: the main thread); default one per core, at most 4. */
     workers?: number;
   };
+  /**
+   * Load the recording's previous closes into this Redis before the clock starts, and again
+   * after a state loss while it runs (replay/reference.ts). None are loaded when absent.
+   */
+  reference?: Omit<RecordingReferenceOptions, 'recording' | 'log'>;
   /** Called when the clock starts, with the running replay (e.g. to sample it). */
   onStart?(run: Replay): void;
   /** Awaited once the destination is ready, before the replay's clock starts. */
@@ -69,6 +79,8 @@ export interface ReplaySummary {
   lateness: { p50Ms: number; p99Ms: number; maxMs: number };
   server?: MassiveServerStats;
   broker?: BrokerSinkStats;
+  /** With `reference`: the previous closes stored for `date`, and state losses seen meanwhile. */
+  prevCloses?: { date: string | undefined; loaded: number; stateLosses: number };
 }
 
 /**
@@ -81,6 +93,25 @@ export async function serveReplay(options: ServeReplayOptions): Promise<ReplaySu
   const pace = parsePace(options.speed, options.rate);
   const range = rangeOf(recording, options.from, options.to);
   const total = eventsInRange(recording, range);
+  const reference =
+    options.reference === undefined
+      ? undefined
+      : await loadRecordingReference({ ...options.reference, recording, log });
+  try {
+    return await serveLoaded(options, pace, range, total, reference);
+  } finally {
+    await reference?.close();
+  }
+}
+
+async function serveLoaded(
+  options: ServeReplayOptions,
+  pace: ReturnType<typeof parsePace>,
+  range: ReturnType<typeof rangeOf>,
+  total: number,
+  reference: RecordingReference | undefined,
+): Promise<ReplaySummary> {
+  const { recording, log } = options;
 
   let server: MassiveServer | undefined;
   let destination: Pick<Parameters<typeof replay>[0], 'send' | 'backpressure'>;
@@ -160,6 +191,18 @@ export async function serveReplay(options: ServeReplayOptions): Promise<ReplaySu
     },
     ...(server === undefined ? {} : { server: { ...server.stats } }),
     ...(broker === undefined ? {} : { broker: broker.stats() }),
+    ...(reference === undefined
+      ? {}
+      : {
+          prevCloses: {
+            date: reference.date,
+            loaded: reference.loaded,
+            stateLosses: Object.values(reference.guard?.stats.losses ?? {}).reduce(
+              (sum, n) => sum + n,
+              0,
+            ),
+          },
+        }),
   };
   log.info(summary, 'replay finished');
   return summary;

@@ -106,6 +106,15 @@ export async function ensureServices(
   if (missing.length > 0)
     throw new ServiceError(missing.map((s) => s.name).join(', '), explain(missing, why));
   const endpoints = wanted.map((s) => found.get(s.name)!);
+  // Settings changed since a service was started (Redis's append-only file): fixed at runtime on
+  // one openbell started, warned about on one it did not.
+  await Promise.all(
+    wanted.map((service) => {
+      const { url, source } = found.get(service.name)!;
+      const fix = source === 'started' || source === 'docker';
+      return service.settings?.(url, { fix, log }) ?? Promise.resolve(undefined);
+    }),
+  );
   return { endpoints, urls: toUrls(endpoints) };
 }
 

@@ -28,9 +28,10 @@ export async function statusOfServices(
         ours !== undefined && isOurProcess(ours.pid, ours.marker)
           ? ` (started by openbell, pid ${ours.pid})`
           : '';
-      return result.ok
-        ? { name: service.name, state: 'up', url, detail: `${result.version}${pid}` }
-        : { name: service.name, state: 'down', url, detail: result.error };
+      if (!result.ok) return { name: service.name, state: 'down', url, detail: result.error };
+      const note = await service.settings?.(url, { fix: false });
+      const detail = `${result.version}${pid}${note === undefined ? '' : `; ${note}`}`;
+      return { name: service.name, state: 'up', url, detail };
     }),
   );
 }

@@ -7,9 +7,12 @@ import {
   createHealthMonitor,
   createNames,
   createRedisHealth,
+  createStateGuard,
   observeHealth,
+  observeStateGuard,
   openbellMeter,
   parseTransportOptions,
+  restoreLatestDate,
   type Analyzer,
 } from '../../core/index.ts';
 import {
@@ -36,6 +39,7 @@ type LbaFlags = ConnectionFlags &
     httpPort?: number;
     injectDelayMs: number;
     applyStallMs: number;
+    stateDegradedMs: number;
   };
 
 /** `openbell lba`: a headless analyzer; run as many as needed against the same RabbitMQ and Redis. */
@@ -69,6 +73,15 @@ export function lbaCommand(): Command {
     )
     .addOption(
       new Option(
+        '--state-degraded-ms <ms>',
+        'after Redis lost its state (restarted empty, flushed, rolled back), not ready for at least this long',
+      )
+        .env('OPENBELL_STATE_DEGRADED_MS')
+        .argParser(integer)
+        .default(30_000),
+    )
+    .addOption(
+      new Option(
         '--inject-delay-ms <ms>',
         "fault injection: hold every batch this long, one after another (the lab's poc comparison)",
       )
@@ -87,12 +100,13 @@ export function lbaCommand(): Command {
       prefetch: flags.prefetch,
     });
     const board = parseBoardFlags(flags);
+    const names = createNames({ namespace: connection.namespace });
     const redis = new Redis(connection.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2 });
     redis.on('error', (error: Error) => log.debug({ err: error.message }, 'redis'));
     const analyzer: Analyzer = createAnalyzer({
       amqpUrl: connection.amqpUrl,
       redis,
-      names: createNames({ namespace: connection.namespace }),
+      names,
       log,
       group: flags.group,
       topology: { queueTtlMs: transport.queueTtlMs, queueMaxLength: transport.queueMaxLength },
@@ -100,8 +114,19 @@ export function lbaCommand(): Command {
       prefetch: transport.prefetch,
       injectDelayMs: flags.injectDelayMs,
     });
-    // Ready while RabbitMQ and Redis are reachable and applies succeed (docs: README, Health).
+    // Ready while RabbitMQ and Redis are reachable, applies succeed and Redis kept its state
+    // (docs: README, Health). An analyzer restores the newest date it applied after a loss.
     const redisHealth = createRedisHealth({ redis });
+    const guard = createStateGuard({
+      redis,
+      names,
+      log: log.child({ component: 'state' }),
+      degradedMs: flags.stateDegradedMs,
+    });
+    guard.onLoss(
+      'latest-date',
+      restoreLatestDate(redis, names, () => analyzer.latestDate),
+    );
     const monitor = createHealthMonitor({
       checks: {
         rabbitmq: () =>
@@ -109,6 +134,7 @@ export function lbaCommand(): Command {
             ? { ok: true, state: 'connected' }
             : { ok: false, state: 'disconnected', detail: 'consumer not connected' },
         redis: redisHealth.check,
+        state: guard.check,
         applies: createApplyCheck({
           staleMs: flags.applyStallMs,
           read: () => ({
@@ -123,6 +149,7 @@ export function lbaCommand(): Command {
     let server: Server | undefined;
     let closing = false;
     let unobserve: (() => void) | undefined;
+    let unobserveGuard: (() => void) | undefined;
     const ready = (): boolean => !closing && monitor.ok();
     const startedAtMs = Date.now();
     await runService(
@@ -130,6 +157,7 @@ export function lbaCommand(): Command {
         {
           start: async () => {
             unobserve = observeHealth(openbellMeter(), { monitor, ready });
+            unobserveGuard = observeStateGuard(openbellMeter(), guard);
             monitor.start();
             redisHealth.start();
             if (flags.httpPort !== undefined) {
@@ -144,6 +172,7 @@ export function lbaCommand(): Command {
                   uptimeSeconds: Math.round((Date.now() - startedAtMs) / 1000),
                   memory: process.memoryUsage(),
                   analyzer: analyzer.health(),
+                  state: guard.stats,
                 }),
                 metrics: telemetry.telemetry.metricsHandler,
               });
@@ -151,6 +180,9 @@ export function lbaCommand(): Command {
               log.info({ address: server.address() }, 'http listening');
             }
             await redis.connect();
+            // The state this process starts from, before its first apply.
+            await guard.checkNow();
+            guard.start();
             await analyzer.start();
             log.info({ group: flags.group, namespace: connection.namespace }, 'analyzing');
           },
@@ -160,7 +192,9 @@ export function lbaCommand(): Command {
               await analyzer.close();
             } finally {
               unobserve?.();
+              unobserveGuard?.();
               monitor.close();
+              guard.close();
               redisHealth.close();
               redis.disconnect();
               await closeServer(server);

@@ -15,16 +15,20 @@ import {
   createNames,
   createRateMeter,
   createRedisHealth,
+  createStateGuard,
   declareAnalyzerQueue,
   observeHealth,
   observeListener,
+  observeStateGuard,
   openbellMeter,
   redactUrl,
+  restoreLatestDate,
   type Analyzer,
   type BoardOptions,
   type ConnectionOptions,
   type DependencyCheck,
   type MassiveClientOptions,
+  type StateGuardOptions,
   type TransportOptions,
 } from '../../core/index.ts';
 import {
@@ -37,7 +41,7 @@ import {
 import { createFeed, type Feed } from './feed.ts';
 import type { FeedConfig } from './feed-options.ts';
 import { servePage } from './page.ts';
-import { schedulePrevCloses, type PrevCloseSource } from './prev-close.ts';
+import { schedulePrevCloses, type PrevCloseSchedule, type PrevCloseSource } from './prev-close.ts';
 
 /** The Massive client's tuning the mdp passes on (stall detection, backoff, clock). */
 export type MdpMassiveTuning = Pick<
@@ -70,6 +74,11 @@ export interface MdpOptions {
    */
   admin?: AdminAddress | undefined;
   prevCloses: PrevCloseSource;
+  /**
+   * The check for a Redis that lost its state (core/state-guard.ts): how often, and how long
+   * `/health` stays degraded after a loss at least. @default its defaults (1 s, 30 s)
+   */
+  stateGuard?: Pick<StateGuardOptions, 'intervalMs' | 'degradedMs' | 'restoreRetryMs'>;
   /** Serve the trader page and feed (`/`, `/ws`); off when absent. */
   feed?: FeedConfig | undefined;
   log: Logger;
@@ -181,6 +190,24 @@ export function createMdp(options: MdpOptions): Mdp {
   const needsRedis = analyzer !== undefined || feed !== undefined;
   const redisHealth = createRedisHealth({ redis });
   if (needsRedis) checks['redis'] = redisHealth.check;
+  // A Redis that lost its state is reported, and what this process holds is restored: the
+  // previous closes it loaded (gappers refill) and the newest date its analyzer applied.
+  const guarded = needsRedis || options.prevCloses.kind !== 'none';
+  const guard = createStateGuard({
+    redis,
+    names,
+    log: log.child({ component: 'state' }),
+    ...options.stateGuard,
+  });
+  let prevCloses: PrevCloseSchedule | undefined;
+  if (options.prevCloses.kind !== 'none')
+    guard.onLoss('prev-close', () => prevCloses?.reload() ?? Promise.resolve());
+  if (analyzer !== undefined)
+    guard.onLoss(
+      'latest-date',
+      restoreLatestDate(redis, names, () => analyzer.latestDate),
+    );
+  if (needsRedis) checks['state'] = guard.check;
   if (analyzer !== undefined) {
     const { stats, consumer } = analyzer;
     checks['applies'] = createApplyCheck({
@@ -197,8 +224,8 @@ export function createMdp(options: MdpOptions): Mdp {
   let adminServer: Server | undefined;
   let unobserveHealth: (() => void) | undefined;
   let sampler: NodeJS.Timeout | undefined;
-  let cancelPrevCloses: (() => void) | undefined;
   let unobserve: (() => void) | undefined;
+  let unobserveGuard: (() => void) | undefined;
   let closing = false;
   let started: Promise<void> | undefined;
   let closed: Promise<void> | undefined;
@@ -225,6 +252,7 @@ export function createMdp(options: MdpOptions): Mdp {
     ledger: listenerLedger(listener.stats, publisher.stats),
     analyzer: analyzer === undefined ? null : analyzer.health(),
     feed: feed === undefined ? null : feed.stats(),
+    state: guarded ? guard.stats : null,
     rates: meter.rates(),
   });
 
@@ -233,6 +261,7 @@ export function createMdp(options: MdpOptions): Mdp {
       (started ??= (async () => {
         unobserve = observeListener(openbellMeter(), { client, listener, publisher, decodeCounts });
         unobserveHealth = observeHealth(openbellMeter(), { monitor, ready, massive: client });
+        if (guarded) unobserveGuard = observeStateGuard(openbellMeter(), guard);
         monitor.start();
         if (needsRedis) redisHealth.start();
         const source: HealthSource = { ready, reason, health, metrics: options.metrics };
@@ -252,6 +281,11 @@ export function createMdp(options: MdpOptions): Mdp {
         );
         sampler = setInterval(() => meter.sample(), 1000).unref();
         await redis.connect();
+        if (guarded) {
+          // The state this process starts from, before it writes anything.
+          await guard.checkNow();
+          guard.start();
+        }
         await feed?.start();
         // Upgrades only once the feed's Redis connections are up (before, they are refused).
         feed?.attach(server);
@@ -265,7 +299,7 @@ export function createMdp(options: MdpOptions): Mdp {
         if (closing) return;
         await analyzer?.start();
         if (closing) return;
-        cancelPrevCloses = schedulePrevCloses(
+        prevCloses = schedulePrevCloses(
           options.prevCloses,
           store,
           log.child({ component: 'prev-close' }),
@@ -275,7 +309,8 @@ export function createMdp(options: MdpOptions): Mdp {
     close: () =>
       (closed ??= (async () => {
         closing = true;
-        cancelPrevCloses?.();
+        prevCloses?.cancel();
+        guard.close();
         await client.close();
         await listener.close();
         await publisher.close();
@@ -284,6 +319,7 @@ export function createMdp(options: MdpOptions): Mdp {
         if (sampler !== undefined) clearInterval(sampler);
         unobserve?.();
         unobserveHealth?.();
+        unobserveGuard?.();
         monitor.close();
         redisHealth.close();
         redis.disconnect();

@@ -6,9 +6,12 @@ import {
   createHealthMonitor,
   createNames,
   createRedisHealth,
+  createStateGuard,
   observeHealth,
+  observeStateGuard,
   openbellMeter,
   type ConnectionOptions,
+  type StateGuardOptions,
 } from '../../core/index.ts';
 import {
   closeServer,
@@ -33,6 +36,8 @@ export interface FeedServerOptions {
   log: Logger;
   /** Serves `/metrics` (the process's telemetry); none when absent. */
   metrics?: HealthSource['metrics'];
+  /** The check for a Redis that lost its state (core/state-guard.ts). @default its defaults */
+  stateGuard?: Pick<StateGuardOptions, 'intervalMs' | 'degradedMs'>;
 }
 
 /**
@@ -42,9 +47,10 @@ export interface FeedServerOptions {
 export function createFeedServer(options: FeedServerOptions) {
   const { log } = options;
   const startedAtMs = Date.now();
+  const names = createNames({ namespace: options.connection.namespace });
   const feed = createFeed({
     redisUrl: options.connection.redisUrl,
-    names: createNames({ namespace: options.connection.namespace }),
+    names,
     log: log.child({ component: 'feed' }),
     secret: options.feed.secret,
     insecure: options.feed.insecure,
@@ -56,8 +62,15 @@ export function createFeedServer(options: FeedServerOptions) {
   const redis = new Redis(options.connection.redisUrl, { lazyConnect: true });
   redis.on('error', (error: Error) => log.debug({ err: error.message }, 'health redis'));
   const redisHealth = createRedisHealth({ redis });
+  // A feed restores nothing after a state loss (the analyzers and the mdp do): it reports it.
+  const guard = createStateGuard({
+    redis,
+    names,
+    log: log.child({ component: 'state' }),
+    ...options.stateGuard,
+  });
   const monitor = createHealthMonitor({
-    checks: { redis: redisHealth.check },
+    checks: { redis: redisHealth.check, state: guard.check },
     log: log.child({ component: 'health' }),
   });
   let server: Server | undefined;
@@ -65,6 +78,7 @@ export function createFeedServer(options: FeedServerOptions) {
   let listening = false;
   let closing = false;
   let unobserve: (() => void) | undefined;
+  let unobserveGuard: (() => void) | undefined;
   let started: Promise<void> | undefined;
   let closed: Promise<void> | undefined;
   const ready = (): boolean => listening && !closing && monitor.ok();
@@ -75,12 +89,14 @@ export function createFeedServer(options: FeedServerOptions) {
     dependencies: monitor.dependencies(),
     uptimeSeconds: Math.round((Date.now() - startedAtMs) / 1000),
     feed: feed.stats(),
+    state: guard.stats,
   });
   return {
     start: () =>
       (started ??= (async () => {
         const source: HealthSource = { ready, reason, health, metrics: options.metrics };
         unobserve = observeHealth(openbellMeter(), { monitor, ready });
+        unobserveGuard = observeStateGuard(openbellMeter(), guard);
         monitor.start();
         redisHealth.start();
         const { admin } = options;
@@ -93,6 +109,8 @@ export function createFeedServer(options: FeedServerOptions) {
         servePage(app);
         server = await listen(app, options.http.host, options.http.port);
         await redis.connect();
+        await guard.checkNow();
+        guard.start();
         await feed.start();
         // Upgrades only once the feed's Redis connections are up.
         feed.attach(server);
@@ -107,6 +125,8 @@ export function createFeedServer(options: FeedServerOptions) {
         closing = true;
         await feed.close();
         unobserve?.();
+        unobserveGuard?.();
+        guard.close();
         monitor.close();
         redisHealth.close();
         redis.disconnect();

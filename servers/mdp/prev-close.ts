@@ -24,49 +24,84 @@ export function sessionDateAt(ms: number): string {
   return day !== undefined && ms < day.postCloseMs ? today : nextTradingDate(today);
 }
 
-/** Loads previous closes for `date` from `source` into the store; returns how many were stored. */
-export async function loadPrevCloses(
+/**
+ * Reads the previous closes serving `date` from `source` (a file's own `date`, when given, wins);
+ * `undefined` for `none`. Throws when the file or the REST API fails.
+ */
+export async function readPrevCloses(
   source: PrevCloseSource,
   date: string,
-  store: BoardStore,
-  log: Logger,
-): Promise<number> {
-  if (source.kind === 'none') return 0;
-  let closes: PrevCloses;
+): Promise<PrevCloses | undefined> {
+  if (source.kind === 'none') return undefined;
   if (source.kind === 'file') {
-    closes = parsePrevCloses(
+    return parsePrevCloses(
       JSON.parse(await readFile(source.path, 'utf8')) as unknown,
       source.date ?? date,
       source.path,
     );
-  } else {
-    closes = await fetchPrevCloses(date, { apiKey: source.apiKey, baseUrl: source.baseUrl });
   }
+  return fetchPrevCloses(date, { apiKey: source.apiKey, baseUrl: source.baseUrl });
+}
+
+/** Stores previous closes read before and logs how many; returns how many were stored. */
+export async function storePrevCloses(
+  closes: PrevCloses,
+  store: Pick<BoardStore, 'setPrevCloses'>,
+  log: Logger,
+  why = 'loaded',
+): Promise<number> {
   const stored = await store.setPrevCloses(closes.date, closes.closes);
   log.info(
     { date: closes.date, source: closes.source, stored, skipped: closes.skipped },
-    'previous closes loaded',
+    `previous closes ${why}`,
   );
   return stored;
 }
 
 /**
+ * Loads previous closes for `date` from `source` into the store; returns what was stored
+ * (`undefined` for `none`).
+ */
+export async function loadPrevCloses(
+  source: PrevCloseSource,
+  date: string,
+  store: Pick<BoardStore, 'setPrevCloses'>,
+  log: Logger,
+): Promise<PrevCloses | undefined> {
+  const closes = await readPrevCloses(source, date);
+  if (closes !== undefined) await storePrevCloses(closes, store, log);
+  return closes;
+}
+
+/** The schedule {@link schedulePrevCloses} runs. */
+export interface PrevCloseSchedule {
+  /** Stops the schedule. */
+  cancel(): void;
+  /**
+   * Stores again the closes loaded last (from memory: no request), or, when none has loaded yet,
+   * loads them for the current session now: what a state loss in Redis calls. Resolves with how
+   * many were stored; rejects when loading fails.
+   */
+  reload(): Promise<number>;
+}
+
+/**
  * Loads previous closes for the current (or next) session now, then again at 03:30 ET before
  * each following session, off the hot path. Failures are logged and retried every 5 minutes.
- * Returns a function that cancels the schedule.
  */
 export function schedulePrevCloses(
   source: PrevCloseSource,
-  store: BoardStore,
+  store: Pick<BoardStore, 'setPrevCloses'>,
   log: Logger,
   now = Date.now,
-): () => void {
-  if (source.kind === 'none') return () => undefined;
+): PrevCloseSchedule {
+  let last: PrevCloses | undefined;
+  if (source.kind === 'none') return { cancel: () => undefined, reload: () => Promise.resolve(0) };
   let timer: NodeJS.Timeout | undefined;
   let cancelled = false;
   const run = async (date: string): Promise<void> => {
     try {
-      await loadPrevCloses(source, date, store, log);
+      last = (await loadPrevCloses(source, date, store, log)) ?? last;
       const next = nextTradingDate(date);
       const at = newYorkTimeToMs(next, '03:30');
       arm(() => void run(next), Math.max(0, at - now()));
@@ -82,8 +117,15 @@ export function schedulePrevCloses(
     timer.unref();
   };
   void run(sessionDateAt(now()));
-  return () => {
-    cancelled = true;
-    if (timer !== undefined) clearTimeout(timer);
+  return {
+    cancel: () => {
+      cancelled = true;
+      if (timer !== undefined) clearTimeout(timer);
+    },
+    reload: async () => {
+      if (last !== undefined) return storePrevCloses(last, store, log, 'restored');
+      last = await loadPrevCloses(source, sessionDateAt(now()), store, log);
+      return last?.closes.size ?? 0;
+    },
   };
 }
