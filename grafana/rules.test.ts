@@ -49,6 +49,7 @@ describe('grafana/rules', () => {
       'OpenbellFeedSlowCloses',
       'OpenbellMassiveDisconnected',
       'OpenbellMassiveStalled',
+      'OpenbellStateLost',
       'OpenbellDependencyDown',
       'OpenbellTargetDown',
     ]);
