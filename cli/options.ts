@@ -65,6 +65,17 @@ export function analyzerOptions(): Option[] {
   ];
 }
 
+/** `--state-degraded-ms`: how long a process stays not ready after Redis lost openbell's state. */
+export function stateDegradedOption(): Option {
+  return new Option(
+    '--state-degraded-ms <ms>',
+    'after Redis lost its state (restarted empty, flushed, rolled back), not ready for at least this long',
+  )
+    .env('OPENBELL_STATE_DEGRADED_MS')
+    .argParser(integer)
+    .default(30_000);
+}
+
 /** `--delivery`: how a publishing role (the mdp's listener, `replay --to-broker`) sends batches. */
 export function deliveryOption(): Option {
   return new Option(

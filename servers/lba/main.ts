@@ -20,6 +20,7 @@ import {
   connectionOptions,
   parseBoardFlags,
   integer,
+  stateDegradedOption,
   parseConnectionFlags,
   type AnalyzerFlags,
   type ConnectionFlags,
@@ -71,15 +72,7 @@ export function lbaCommand(): Command {
         .argParser(integer)
         .default(10_000),
     )
-    .addOption(
-      new Option(
-        '--state-degraded-ms <ms>',
-        'after Redis lost its state (restarted empty, flushed, rolled back), not ready for at least this long',
-      )
-        .env('OPENBELL_STATE_DEGRADED_MS')
-        .argParser(integer)
-        .default(30_000),
-    )
+    .addOption(stateDegradedOption())
     .addOption(
       new Option(
         '--inject-delay-ms <ms>',

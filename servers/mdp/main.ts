@@ -10,6 +10,7 @@ import {
   analyzerOptions,
   connectionOptions,
   deliveryOption,
+  stateDegradedOption,
   integer,
   parseBoardFlags,
   parseConnectionFlags,
@@ -36,6 +37,7 @@ interface MdpFlags
   massiveStallHours: 'session' | 'always';
   massiveBackoffResetMs: number;
   applyStallMs: number;
+  stateDegradedMs: number;
   host: string;
   port: number;
   analyzer: boolean;
@@ -125,6 +127,7 @@ export function mdpCommand(): Command {
       .argParser(integer)
       .default(10_000),
   );
+  command.addOption(stateDegradedOption());
   const t = parseTransportOptions();
   command
     .addOption(
@@ -218,6 +221,7 @@ export function mdpCommand(): Command {
       board: parseBoardFlags(flags),
       analyzer: flags.analyzer,
       applyStallMs: flags.applyStallMs,
+      stateGuard: { degradedMs: flags.stateDegradedMs },
       group: flags.group,
       http: { host: flags.host, port: flags.port },
       admin: parseAdminFlags(flags),
