@@ -1,4 +1,4 @@
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +16,7 @@ import { checkLabRun } from './check-main.ts';
 import { formatCheckTable } from './check-format.ts';
 import type { CheckReport } from './check.ts';
 import { runLab } from './lab.ts';
+import { FAULT_KINDS, parseFaultSpec, type FaultSpec } from './lab-faults.ts';
 import { findPrometheus } from './lab-prometheus.ts';
 import type { LabReport } from './lab-types.ts';
 import { formatSummaryTable } from './report.ts';
@@ -37,6 +38,8 @@ interface LabFlags extends BoardWindowFlags {
   traders: number;
   prometheus?: boolean | string;
   check?: boolean;
+  fault: FaultSpec[];
+  recoveryLimitMs: number;
 }
 
 /** `openbell lab`: services, mdp, N lba, a replay through the real listener, checks and a report. */
@@ -105,6 +108,33 @@ export function labCommand(): Command {
         .env('OPENBELL_LAB_POC_DELAY_MS')
         .argParser(integer)
         .default(100),
+    )
+    .addOption(
+      new Option(
+        '--fault <kind@time[:duration]>',
+        `inject a fault, repeatable: kind ${FAULT_KINDS.join('|')}, time a market time (09:30:05, ET) or an offset (+20s), duration e.g. 10s; runs on private Redis and RabbitMQ`,
+      )
+        .env('OPENBELL_LAB_FAULT')
+        .argParser((value: string, previous: FaultSpec[] | undefined) => [
+          ...(previous ?? []),
+          ...value.split(',').map((spec) => {
+            try {
+              return parseFaultSpec(spec.trim());
+            } catch (error) {
+              throw new InvalidArgumentError((error as Error).message);
+            }
+          }),
+        ])
+        .default([]),
+    )
+    .addOption(
+      new Option(
+        '--recovery-limit-ms <ms>',
+        'each fault: the lag p99 must be back under 1 s within this long after it ends',
+      )
+        .env('OPENBELL_LAB_RECOVERY_LIMIT_MS')
+        .argParser(integer)
+        .default(30_000),
     );
   command
     .addOption(
@@ -185,6 +215,8 @@ export function labCommand(): Command {
       compare: flags.compare === 'poc' ? 'poc' : undefined,
       pocDelayMs: flags.pocDelayMs,
       traders: flags.traders,
+      faults: flags.fault,
+      recoveryLimitMs: flags.recoveryLimitMs,
       withPrometheus:
         prometheus === undefined
           ? undefined

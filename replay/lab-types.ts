@@ -57,6 +57,21 @@ export interface LabFeedTotals {
   errors: number;
 }
 
+/** A fault injected during a run (`--fault`), as it happened. */
+export interface LabFault {
+  kind: string;
+  /** The `--fault` argument. */
+  spec: string;
+  /** Wall-clock start and end (epoch ms); equal for an instant fault. */
+  startWallMs: number;
+  endWallMs: number;
+  /** Market time (epoch ms) the replay had reached at its start and end: the charts' x axis. */
+  startMarketMs: number;
+  endMarketMs: number;
+  /** What was done, in words (e.g. `killed lba-1, started lba-1b`). */
+  detail: string;
+}
+
 /** One pipeline run of a lab invocation (two with `--compare`). */
 export interface LabRun {
   /** `default` or the compared topology (`poc`). */
@@ -87,6 +102,18 @@ export interface LabRun {
   };
   /** Present when the run had trader load. */
   feed?: LabFeedTotals;
+  /** The faults injected (`--fault`), in order. */
+  faults?: LabFault[];
+  /**
+   * The ledger at the end (`ledger` check): events the listener accepted, applied exactly once,
+   * and dropped by stage and reason.
+   */
+  ledger?: {
+    accepted: number;
+    applied: number;
+    dropped: Record<string, number>;
+    unaccounted: number;
+  };
 }
 
 /** `lab-report/<run-id>/summary.json`. */
@@ -107,6 +134,10 @@ export interface LabReport {
     analyzerInMdp: boolean;
     lagP99LimitMs: number;
     traders: number;
+    /** `--fault` arguments (none: an empty list). */
+    faults?: string[];
+    /** Private Redis and RabbitMQ instances of the lab's own (with faults). */
+    privateServices?: boolean;
   };
   /** Market time (epoch ms) of the regular session's open, 09:30 ET of the recording's date. */
   openMs: number;

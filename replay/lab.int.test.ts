@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULTS, parseConnectionOptions } from '../core/index.ts';
 import { serviceUrls } from '../testing/harness.ts';
 import { runLab } from './lab.ts';
+import { parseFaultSpec } from './lab-faults.ts';
 import type { LabReport } from './lab-types.ts';
 import { ensureMarketOpen } from './scenario.ts';
 
@@ -40,8 +41,11 @@ describe('openbell lab', () => {
       ['drops', true, true],
       ['lag-p99', true, false],
       ['recovery', true, false],
+      ['ledger', true, false],
       ['feed', true, false],
     ]);
+    expect(run!.ledger).toMatchObject({ unaccounted: 0, dropped: {} });
+    expect(run!.ledger!.accepted).toBe(run!.totals.sentEvents);
     // Traders on the mdp's feed saw the boards move, every one of them, without a gap.
     expect(run!.feed).toMatchObject({ clients: 20, subscribed: 20, seqGaps: 0, disconnects: 0 });
     expect(run!.feed!.updates).toBeGreaterThan(20);
@@ -85,4 +89,44 @@ describe('openbell lab --compare poc', () => {
     const html = await readFile(join(out, 'report.html'), 'utf8');
     expect(html).toContain('"label":"poc"');
   }, 180_000);
+});
+
+describe('openbell lab --fault', () => {
+  it('kills the broker and an lba mid-run on private services, and still accounts for every event', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'openbell-lab-fault-'));
+    dirs.push(out);
+    const urls = serviceUrls();
+    const report = await runLab({
+      recordingPath: await ensureMarketOpen(),
+      speed: '1',
+      // Long enough for the lag to be measured again after the broker is back (~8 s to start).
+      from: '09:29:58',
+      to: '09:30:22',
+      lba: 2,
+      connection: parseConnectionOptions({ redisUrl: urls.redisUrl, amqpUrl: urls.amqpUrl }),
+      board: DEFAULTS.board,
+      lagP99LimitMs: 30_000,
+      outDir: out,
+      runId: 'fault',
+      log: pino({ level: 'warn' }),
+      faults: [parseFaultSpec('rabbitmq-kill@+2s:2s'), parseFaultSpec('lba-kill@+3s')],
+    });
+    const [run] = report.runs;
+    expect(report.settings).toMatchObject({
+      privateServices: true,
+      faults: ['rabbitmq-kill@+2s:2s', 'lba-kill@+3s'],
+    });
+    expect(run!.faults?.map((f) => f.kind)).toEqual(['lba-kill', 'rabbitmq-kill']);
+    const verdicts = Object.fromEntries(run!.checks.map((c) => [c.name, c.passed]));
+    expect(verdicts).toMatchObject({
+      processes: true,
+      ledger: true,
+      'recovery:rabbitmq-kill': true,
+      'recovery:lba-kill': true,
+    });
+    expect(run!.ledger!.accepted).toBe(run!.totals.sentEvents);
+    // The killed lba is reported as killed by the fault, and its replacement ran.
+    expect(run!.totals.exits).toMatchObject({ 'lba-1': 'killed by a fault', 'lba-1b': '0' });
+    expect(await readFile(join(out, 'report.html'), 'utf8')).toContain('"kind":"rabbitmq-kill"');
+  }, 240_000);
 });

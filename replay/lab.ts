@@ -21,10 +21,19 @@ import {
   type MarketEvent,
   type Recording,
 } from '../core/index.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import {
+  startPrivateRabbitmq,
+  startPrivateRedis,
+  type PrivateService,
+} from '../services/private.ts';
+import { faultDue, judgeRecovery, type FaultSpec } from './lab-faults.ts';
+import { checkLedger } from './lab-ledger.ts';
 import { createLagWindows, freePort, getJson, rssMiB, type AnalyzerHealth } from './lab-probe.ts';
 import { judge } from './lab-judge.ts';
+import type { MassiveServer } from './massive-server.ts';
 import { judgeFeed, startTraders, type LabTraders } from './lab-traders.ts';
-import type { LabFeedTotals, LabReport, LabRun, LabSample } from './lab-types.ts';
+import type { LabFault, LabFeedTotals, LabReport, LabRun, LabSample } from './lab-types.ts';
 import { startRunPrometheus, waitForTargets, type RunPrometheus } from './lab-prometheus.ts';
 import { rangeOf } from './replayer.ts';
 import { serveReplay } from './serve.ts';
@@ -65,7 +74,19 @@ export interface LabOptions {
   withPrometheus?: { binary: string; replayMetrics?: string | undefined } | undefined;
   /** Called with the finished report while the lab's Prometheus still runs (`lab --check`). */
   whilePrometheus?(report: LabReport, prometheusUrl: string): Promise<void>;
+  /**
+   * Faults to inject (`--fault`). A run with faults uses private Redis and RabbitMQ instances the
+   * lab starts on free loopback ports and stops afterwards, never the services in `connection`.
+   */
+  faults?: readonly FaultSpec[];
+  /** How long after a fault ends the lag p99 may take to be back under 1 s. @default 30000 */
+  recoveryLimitMs?: number;
+  /** The private services a fault run injects its faults into (set by {@link runLab}). */
+  privateServices?: { redis: PrivateService; rabbitmq: PrivateService } | undefined;
 }
+
+/** A fault's wall-clock injection: does it and resolves once it is over, saying what it did. */
+type Injector = (fault: FaultSpec) => Promise<string>;
 
 /** Which pipeline a run exercises. */
 interface Variant {
@@ -78,6 +99,8 @@ interface Role {
   child: ChildProcess;
   healthUrl: string;
   exit?: string;
+  /** Killed on purpose by a fault: its exit is not a failure. */
+  faulted?: boolean;
 }
 
 /** Runs the pipeline on a recording end to end and judges it; writes nothing but its logs. */
@@ -141,8 +164,10 @@ export async function runLabRun(
     const role: Role = { name, child, healthUrl: `http://127.0.0.1:${port}/health` };
     child.once('exit', (code, signal) => {
       role.exit = signal ?? String(code);
-      // A process that dies mid-run stops the replay at once (its clients may be gone for good).
-      if (!stopping) died.abort(new Error(`${name} exited (${role.exit}) during the run`));
+      // A process that dies mid-run stops the replay at once (its clients may be gone for good),
+      // unless a fault killed it on purpose.
+      if (!stopping && role.faulted !== true)
+        died.abort(new Error(`${name} exited (${role.exit}) during the run`));
     });
     roles.push(role);
     await scrape(name === 'mdp' ? 'mdp' : 'lba', name, `127.0.0.1:${port}`);
@@ -168,6 +193,7 @@ export async function runLabRun(
     const healths = await Promise.all(
       roles.map(async (r) => [r, await getJson(r.healthUrl)] as const),
     );
+    for (const [role, health] of healths) if (health !== undefined) lastHealth[role.name] = health;
     const rss: Record<string, number> = {
       'lab+replayer': round1(process.memoryUsage().rss / 1048576),
     };
@@ -227,6 +253,108 @@ export async function runLabRun(
     last = { at: now, sent: replayStats.events, applied: cumulative.applied, byType };
   };
 
+  const lastHealth: Record<string, Record<string, unknown>> = {};
+  const faults = options.faults ?? [];
+  const stalls = faults.some((f) => f.kind === 'massive-stall');
+  let massive: MassiveServer | undefined;
+  const injected: LabFault[] = [];
+  const inject: Injector = async (fault) => {
+    const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    const services = options.privateServices;
+    switch (fault.kind) {
+      case 'rabbitmq-restart':
+      case 'rabbitmq-kill':
+      case 'redis-restart':
+      case 'redis-pause': {
+        if (services === undefined) throw new Error(`${fault.spec}: no private services to fault`);
+        const service = fault.kind.startsWith('redis') ? services.redis : services.rabbitmq;
+        if (fault.kind === 'redis-pause') {
+          service.pause();
+          await wait(fault.durationMs);
+          service.resume();
+          return `paused Redis for ${fault.durationMs} ms`;
+        }
+        await (fault.kind === 'rabbitmq-kill' ? service.kill() : service.stop());
+        await wait(fault.durationMs);
+        await service.start();
+        const how = fault.kind === 'rabbitmq-kill' ? 'killed (SIGKILL)' : 'stopped';
+        return `${how} ${service.name}, started it again ${fault.durationMs} ms later`;
+      }
+      case 'lba-kill': {
+        const victim = roles.find((r) => r.name.startsWith('lba') && r.exit === undefined);
+        if (victim === undefined) return 'no lba was running';
+        victim.faulted = true;
+        victim.child.kill('SIGKILL');
+        await exited(victim);
+        await wait(fault.durationMs);
+        const next = `${victim.name}b`;
+        await spawnRole(next, ['lba'], {});
+        return `killed ${victim.name} (SIGKILL), started ${next} ${fault.durationMs} ms later`;
+      }
+      case 'massive-drop':
+        massive?.dropConnections();
+        await wait(fault.durationMs);
+        return 'dropped the connection to the mdp (1006)';
+      case 'massive-stall':
+        massive?.stall(true);
+        await wait(fault.durationMs);
+        massive?.stall(false);
+        return `sent no data for ${fault.durationMs} ms, the connection kept open`;
+    }
+  };
+  const pending = [...faults];
+  const running: Promise<void>[] = [];
+  let faultTimer: NodeJS.Timeout | undefined;
+  const marketNowMs = (): number =>
+    (replayStats.marketUs ?? range.fromUs ?? recording.totals.firstUs ?? 0) / 1000;
+  const watchFaults = (startedAtMs: number): void => {
+    faultTimer = setInterval(() => {
+      for (const fault of [...pending]) {
+        const marketUs = replayStats.marketUs;
+        const now = {
+          sinceStartMs: Date.now() - startedAtMs,
+          marketMs: marketUs === undefined ? undefined : marketUs / 1000,
+        };
+        if (!faultDue(fault, now, date)) continue;
+        pending.splice(pending.indexOf(fault), 1);
+        const startWallMs = Date.now();
+        const startMarketMs = marketNowMs();
+        log.warn({ fault: fault.spec }, 'injecting a fault');
+        running.push(
+          inject(fault).then(
+            (detail) => {
+              injected.push({
+                kind: fault.kind,
+                spec: fault.spec,
+                startWallMs,
+                endWallMs: Date.now(),
+                startMarketMs,
+                endMarketMs: marketNowMs(),
+                detail,
+              });
+              log.warn({ fault: fault.spec, detail }, 'fault over');
+            },
+            (error: unknown) => died.abort(error),
+          ),
+        );
+      }
+    }, 100);
+  };
+
+  /** Whether the ledger balances now: every event accepted applied or counted dropped. */
+  const quiet = async (): Promise<boolean> => {
+    const live = roles.filter((r) => r.exit === undefined);
+    const health = Object.fromEntries(
+      await Promise.all(live.map(async (r) => [r.name, await getJson(r.healthUrl)] as const)),
+    );
+    try {
+      const { balance } = checkLedger({ health, dates: [await store.ledger(date)] });
+      return balance.accepted > 0 && balance.balanced;
+    } catch {
+      return false;
+    }
+  };
+
   let replaySummary: Awaited<ReturnType<typeof serveReplay>> | undefined;
   let traders: LabTraders | undefined;
   let feed: LabFeedTotals | undefined;
@@ -245,6 +373,7 @@ export async function runLabRun(
         waitClients: 1,
         slowConsumerBytes: 64 * 1024 * 1024,
         onListening: (server) => {
+          massive = server;
           void spawnRole('mdp', ['mdp', '--no-analyzer', '--feed-insecure'], {
             MASSIVE_WS_URL: server.url,
             MASSIVE_API_KEY: apiKey,
@@ -252,6 +381,10 @@ export async function runLabRun(
             // Every lab trader connects from 127.0.0.1, and so do the health polls and scrapes
             // (a connection counts against its address until its request is in).
             FEED_MAX_CONNECTIONS_PER_IP: String(Math.max(100, (options.traders ?? 0) + 100)),
+            // The lab's clock is the recording's, not the wall's: a stall is judged at any hour,
+            // quickly when the run stalls the feed on purpose, and never in the wait before it.
+            MASSIVE_STALL_HOURS: 'always',
+            MASSIVE_STALL_TIMEOUT_MS: stalls ? '3000' : '0',
           });
         },
       },
@@ -266,6 +399,7 @@ export async function runLabRun(
       onStart: (run) => {
         replayStats = run.stats;
         sampler = setInterval(() => void sample(), 1000);
+        if (faults.length > 0) watchFaults(Date.now());
         // The mdp is connected to the replayer, so its HTTP server and feed are up.
         const mdp = roles.find((r) => r.name === 'mdp');
         if ((options.traders ?? 0) > 0 && mdp !== undefined)
@@ -275,18 +409,23 @@ export async function runLabRun(
           );
       },
     });
+    // Faults still running (a restart that outlasts the replay) finish first.
+    await Promise.all(running);
     // The replay is sent: wait (bounded) for the pipeline to account for every event.
-    const deadline = Date.now() + 30_000;
+    const deadline = Date.now() + (faults.length > 0 ? 90_000 : 30_000);
     while (Date.now() < deadline && !died.signal.aborted) {
       await new Promise((resolve) => setTimeout(resolve, 500));
       const c = cumulative;
-      if (
+      if (faults.length > 0) {
+        if (await quiet()) break;
+      } else if (
         c.received >= replaySummary.events &&
         c.applied + c.expired + c.maxlen + c.drops >= c.received
       )
         break;
     }
   } finally {
+    clearInterval(faultTimer);
     feed = await traders?.stop();
     // The run's last values must reach Prometheus before its processes go.
     if (options.prometheus !== undefined) await new Promise((resolve) => setTimeout(resolve, 2500));
@@ -301,11 +440,14 @@ export async function runLabRun(
 
   const live = await store.readBoards(date, board.top, { freshMomentum: true });
   const oracle = computeBoards(await eventsOf(recording, range), date, prevCloses, board);
+  const ledger = checkLedger({ health: lastHealth, dates: [await store.ledger(date)] });
   await cleanup(redis, connection.amqpUrl, namespace);
   redis.disconnect();
 
   const totalLag = lag.total();
-  const exits = Object.fromEntries(roles.map((r) => [r.name, r.exit ?? 'running']));
+  const exits = Object.fromEntries(
+    roles.map((r) => [r.name, r.faulted === true ? 'killed by a fault' : (r.exit ?? 'running')]),
+  );
   const totals: LabRun['totals'] = {
     sentEvents: replaySummary.events,
     receivedEvents: cumulative.received,
@@ -321,8 +463,12 @@ export async function runLabRun(
     wallSeconds: Math.round((Date.now() - started) / 100) / 10,
     exits,
   };
-  const checks = judge(totals, samples, live, oracle, options);
+  const notReceived = Math.max(0, replaySummary.events - cumulative.received);
+  const checks = judge(totals, samples, live, oracle, { ...options, notReceived });
+  checks.push(ledger.check);
+  checks.push(...judgeRecovery(injected, samples, options.recoveryLimitMs ?? 30_000));
   if (feed !== undefined) checks.push(judgeFeed(feed));
+  const { accepted, applied, dropped, unaccounted } = ledger.balance;
   return {
     label: variant.topology,
     topology: variant.topology,
@@ -332,6 +478,8 @@ export async function runLabRun(
     checks,
     totals,
     ...(feed === undefined ? {} : { feed }),
+    ...(faults.length === 0 ? {} : { faults: injected }),
+    ledger: { accepted, applied, dropped, unaccounted },
   };
 }
 
@@ -343,10 +491,32 @@ export async function runLab(input: LabOptions): Promise<LabReport> {
     input.withPrometheus === undefined
       ? undefined
       : await startRunPrometheus(join(input.outDir, PROMETHEUS_DIR), input.withPrometheus.binary);
-  const options: LabOptions =
+  const withServer: LabOptions =
     server === undefined
       ? input
       : { ...input, prometheus: { server, replayMetrics: input.withPrometheus?.replayMetrics } };
+  // Faults are done to private services on free loopback ports, never to the user's.
+  const privateDir =
+    (input.faults?.length ?? 0) > 0 ? mkdtempSync(join(input.outDir, 'services-')) : undefined;
+  const privateServices =
+    privateDir === undefined
+      ? undefined
+      : await Promise.all([
+          startPrivateRedis({ baseDir: privateDir, appendFsync: 'always' }),
+          startPrivateRabbitmq({ baseDir: privateDir }),
+        ]).then(([redis, rabbitmq]) => ({ redis, rabbitmq }));
+  const options: LabOptions =
+    privateServices === undefined
+      ? withServer
+      : {
+          ...withServer,
+          privateServices,
+          connection: {
+            ...withServer.connection,
+            redisUrl: privateServices.redis.url,
+            amqpUrl: privateServices.rabbitmq.url,
+          },
+        };
   try {
     const runs = [await runLabRun(options, recording)];
     if (options.compare === 'poc')
@@ -374,6 +544,8 @@ export async function runLab(input: LabOptions): Promise<LabReport> {
         analyzerInMdp: false,
         lagP99LimitMs: options.lagP99LimitMs,
         traders: options.traders ?? 0,
+        faults: (options.faults ?? []).map((f) => f.spec),
+        privateServices: privateServices !== undefined,
       },
       openMs: newYorkTimeToMs(date, '09:30'),
       runs,
@@ -389,6 +561,9 @@ export async function runLab(input: LabOptions): Promise<LabReport> {
   } finally {
     await server?.close();
     await recording.close();
+    await privateServices?.redis.close();
+    await privateServices?.rabbitmq.close();
+    if (privateDir !== undefined) rmSync(privateDir, { recursive: true, force: true });
   }
 }
 

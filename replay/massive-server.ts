@@ -42,6 +42,8 @@ export interface MassiveServerStats {
   /** Frames that had to be parsed and cut down to a client's subscriptions. */
   framesFiltered: number;
   slowConsumerCloses: number;
+  /** Events not written because the server was stalled ({@link MassiveServer.stall}). */
+  stalledEvents: number;
 }
 
 /** A loopback WebSocket server speaking the Massive stocks protocol: the replayer's face, and the tests'. */
@@ -72,6 +74,11 @@ export interface MassiveServer {
   sendStatus(status: string, message?: string, close?: boolean): void;
   /** Terminates every connection without a close handshake (clients see 1006). */
   dropConnections(): void;
+  /**
+   * Stalls the feed (a silent upstream, for fault injection): connections stay open and answer
+   * pings, and frames are not written to anyone (counted in `stalledEvents`) until unstalled.
+   */
+  stall(stalled: boolean): void;
   /** Terminates every connection and stops listening; idempotent. */
   close(): Promise<void>;
 }
@@ -115,7 +122,9 @@ export async function createMassiveServer(
     bytesSent: 0,
     framesFiltered: 0,
     slowConsumerCloses: 0,
+    stalledEvents: 0,
   };
+  let stalled = false;
   const notify = (): void => waiters.forEach((check) => check());
   const streaming = (p: Peer): boolean => p.authenticated && !p.closing && p.topics.size > 0;
   const subscribers = (): number => count(peers, streaming);
@@ -123,6 +132,10 @@ export async function createMassiveServer(
   const slowBytes = options.slowConsumerBytes ?? 64 * 1024 * 1024;
 
   const deliver = (peer: Peer, data: Buffer | string, events: number): void => {
+    if (stalled) {
+      stats.stalledEvents += events;
+      return;
+    }
     peer.ws.send(data, TEXT);
     stats.framesSent++;
     stats.eventsSent += events;
@@ -207,6 +220,9 @@ export async function createMassiveServer(
     },
     dropConnections() {
       for (const peer of peers) peer.ws.terminate();
+    },
+    stall(on) {
+      stalled = on;
     },
     close: () =>
       (closed ??= new Promise<void>((resolve, reject) => {

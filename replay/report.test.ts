@@ -276,6 +276,25 @@ describe('formatSummaryTable', () => {
     expect(table.trimEnd().endsWith('overall: FAILED')).toBe(true);
     expect(formatSummaryTable({ ...fixture(), passed: true })).toMatch(/overall: PASSED$/);
   });
+
+  it('lists each injected fault with its market times and what was done', () => {
+    const report = fixture();
+    const openMs = report.openMs;
+    report.runs[0]!.faults = [
+      {
+        kind: 'rabbitmq-kill',
+        spec: 'rabbitmq-kill@+20s:10s',
+        startWallMs: 1,
+        endWallMs: 2,
+        startMarketMs: openMs + 5000,
+        endMarketMs: openMs + 15_000,
+        detail: 'killed (SIGKILL) rabbitmq, started it again 10000 ms later',
+      },
+    ];
+    expect(formatSummaryTable(report)).toMatch(
+      /^fault \(default\) rabbitmq-kill@\+20s:10s: 09:30:05-09:30:15 ET, killed \(SIGKILL\) rabbitmq, started it again 10000 ms later$/m,
+    );
+  });
 });
 
 function canResolve(name: string): boolean {

@@ -165,6 +165,15 @@ function drawMarkers(u, limit) {
   if (x >= b.left && x <= b.left + b.width) {
     mark(ctx, '#444', x, b.top, x, b.top + b.height, '09:30 open', x + 4 * px, b.top + 12 * px);
   }
+  // Each injected fault: a shaded span from its start to its end, named at the top.
+  (report.runs[0].faults || []).forEach((fault, n) => {
+    const x0 = u.valToPos(fault.startMarketMs / 1000, 'x', true);
+    const x1 = Math.max(x0 + px, u.valToPos(fault.endMarketMs / 1000, 'x', true));
+    if (x1 < b.left || x0 > b.left + b.width) return;
+    ctx.fillStyle = 'rgba(200, 0, 0, 0.08)';
+    ctx.fillRect(x0, b.top, x1 - x0, b.height);
+    mark(ctx, '#a00', x0, b.top, x0, b.top + b.height, fault.kind, x0 + 4 * px, b.top + (26 + 12 * n) * px);
+  });
   if (limit !== undefined) {
     const y = u.valToPos(limit, 'y', true), text = 'p99 limit ' + limit + ' ms';
     mark(ctx, '#c00', b.left, y, b.left + b.width, y, text, b.left + 4 * px, y - 4 * px);
@@ -336,6 +345,12 @@ export function formatSummaryTable(report: LabReport): string {
     ...report.runs.flatMap((run) => run.checks.map((c) => c.name.length)),
   );
   for (const run of report.runs) {
+    for (const fault of run.faults ?? []) {
+      lines.push(
+        '',
+        `fault (${run.label}) ${fault.spec}: ${clockEt(fault.startMarketMs)}-${clockEt(fault.endMarketMs)} ET, ${fault.detail}`,
+      );
+    }
     lines.push('', `checks (${run.label}):`);
     for (const check of run.checks) {
       const v = verdict(check);
