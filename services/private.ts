@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, openSync, closeSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { SERVICES, type ServiceName } from './definitions.ts';
 import { probeAmqp, probeRedis, waitFor, type ProbeResult } from './probe.ts';
 import { tail } from './processes.ts';
@@ -221,7 +221,8 @@ function binaryOf(name: 'redis' | 'rabbitmq', given: string | undefined): string
 /** Starts a Redis of its own on a free loopback port, with an append-only file by default. */
 export async function startPrivateRedis(options: PrivateRedisOptions): Promise<PrivateService> {
   const binary = binaryOf('redis', options.binary);
-  const dir = join(options.baseDir, `redis-${randomBytes(4).toString('hex')}`);
+  // Absolute: Redis runs with its data folder as its working directory.
+  const dir = resolve(options.baseDir, `redis-${randomBytes(4).toString('hex')}`);
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
   const url = `redis://127.0.0.1:${port}`;
@@ -259,7 +260,7 @@ export async function startPrivateRabbitmq(
 ): Promise<PrivateService> {
   const binary = binaryOf('rabbitmq', options.binary);
   const id = randomBytes(4).toString('hex');
-  const dir = join(options.baseDir, `rabbitmq-${id}`);
+  const dir = resolve(options.baseDir, `rabbitmq-${id}`);
   mkdirSync(join(dir, 'mnesia'), { recursive: true });
   mkdirSync(join(dir, 'log'), { recursive: true });
   const port = await freePort();
