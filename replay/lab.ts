@@ -464,7 +464,11 @@ export async function runLabRun(
     exits,
   };
   const notReceived = Math.max(0, replaySummary.events - cumulative.received);
-  const checks = judge(totals, samples, live, oracle, { ...options, notReceived });
+  const checks = judge(totals, samples, live, oracle, {
+    ...options,
+    notReceived,
+    faultWindows: injected,
+  });
   checks.push(ledger.check);
   checks.push(...judgeRecovery(injected, samples, options.recoveryLimitMs ?? 30_000));
   if (feed !== undefined) checks.push(judgeFeed(feed));
