@@ -13,6 +13,11 @@ export function judge(
     notReceived?: number;
     /** The faults as injected: their seconds are left to their own recovery checks. */
     faultWindows?: readonly Pick<LabFault, 'startWallMs' | 'endWallMs'>[];
+    /**
+     * Events the ledger counts dropped (each once): when given, what decides whether the oracle
+     * applies. A resent batch's expired copy is in the processes' dead-letter counts, not in it.
+     */
+    ledgerDropped?: number;
   },
 ): LabCheck[] {
   const faulted = (options.faults?.length ?? 0) > 0;
@@ -21,7 +26,8 @@ export function judge(
   const died = Object.entries(totals.exits).filter(
     ([, exit]) => exit !== '0' && exit !== 'killed by a fault',
   );
-  const lost = totals.listenerDrops + totals.expired + totals.maxLengthDrops;
+  const lost =
+    options.ledgerDropped ?? totals.listenerDrops + totals.expired + totals.maxLengthDrops;
   const unequal = Object.keys(oracle.boards).filter(
     (name) =>
       JSON.stringify(live.boards[name as keyof BoardsView['boards']]) !==

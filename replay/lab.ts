@@ -468,6 +468,7 @@ export async function runLabRun(
     ...options,
     notReceived,
     faultWindows: injected,
+    ledgerDropped: Object.values(ledger.balance.dropped).reduce((sum, n) => sum + n, 0),
   });
   checks.push(ledger.check);
   checks.push(...judgeRecovery(injected, samples, options.recoveryLimitMs ?? 30_000));
