@@ -69,7 +69,10 @@ export interface SettingsOptions {
  * pipeline bench's `redis.apply.aof-*` (`npm run bench -- --only pipeline --events 100000`, three
  * runs each, median) gave 417 k events/s without the file, 393 k with `everysec` and 374 k with
  * `always` (−10 %); the same measurement by a standalone script, 400,000 events, nine interleaved
- * runs, median: 415 k, 427 k and 389 k (−6 %). Redis fsyncs once per event-loop turn, so one script call of a whole group
+ * runs, median: 415 k, 427 k and 389 k (−6 %). Three full runs of the pipeline bench later
+ * (600,000 events, the machine shared with other work), medians without the file, `everysec`,
+ * `always`: 455/465/367 k, 296/333/236 k, 323/310/268 k (−19 %, −20 %, −17 %): at the rule's edge,
+ * and `always` stays. Redis fsyncs once per event-loop turn, so one script call of a whole group
  * pays one fsync.
  */
 export const REDIS_PERSISTENCE = { appendonly: 'yes', appendfsync: 'always' } as const;
