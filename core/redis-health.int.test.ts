@@ -1,39 +1,8 @@
 import { Redis } from 'ioredis';
-import { createServer, connect, type Socket } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { serviceUrls } from '../testing/harness.ts';
 import { createTcpProxy } from '../testing/tcp-proxy.ts';
 import { createRedisHealth, type RedisHealth } from './redis-health.ts';
-
-/**
- * A proxy whose line can go silent without closing (`hang`): a Redis that stops answering (paused,
- * or a link the kernel has not noticed is dead), a fault the shared Redis cannot be asked for.
- */
-async function createHangingProxy(host: string, port: number) {
-  const sockets = new Set<Socket>();
-  const server = createServer((client) => {
-    const upstream = connect(port, host);
-    for (const socket of [client, upstream]) {
-      sockets.add(socket);
-      socket.on('close', () => sockets.delete(socket));
-      socket.on('error', () => undefined);
-    }
-    client.pipe(upstream).pipe(client);
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as AddressInfo).port,
-    hang: () => sockets.forEach((s) => s.pause()),
-    resume: () => sockets.forEach((s) => s.resume()),
-    close: () => {
-      sockets.forEach((s) => s.destroy());
-      return new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
 
 describe('createRedisHealth', () => {
   const cleanups: (() => unknown)[] = [];
@@ -74,7 +43,7 @@ describe('createRedisHealth', () => {
 
   it('marks a Redis that stops answering PINGs, and clears it once one is answered', async () => {
     const { host, port } = target();
-    const proxy = await createHangingProxy(host, port);
+    const proxy = await createTcpProxy(host, port);
     cleanups.push(() => proxy.close());
     const health = await watch(proxy.port);
     await new Promise((resolve) => setTimeout(resolve, 200));

@@ -11,6 +11,12 @@ export interface TcpProxy {
   /** Destroys every open connection and refuses new ones until {@link TcpProxy.up}. */
   down(): void;
   up(): void;
+  /**
+   * Stops forwarding without closing anything: the service seems to stop answering (paused, or a
+   * link the kernel has not noticed is dead) until {@link TcpProxy.resume}.
+   */
+  hang(): void;
+  resume(): void;
   close(): Promise<void>;
 }
 
@@ -43,6 +49,12 @@ export async function createTcpProxy(host: string, port: number): Promise<TcpPro
     },
     up() {
       isDown = false;
+    },
+    hang() {
+      for (const socket of sockets) socket.pause();
+    },
+    resume() {
+      for (const socket of sockets) socket.resume();
     },
     close() {
       isDown = true;
